@@ -1,0 +1,1 @@
+"""URLLM Studio: LLM-based cross-domain sequential recommendation, trained and inspected."""
