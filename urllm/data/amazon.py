@@ -102,7 +102,7 @@ def _read_reviews(path: Path, domain: int, meta: dict, skip_unknown: bool, meta_
         stamp = _field(obj, "unixReviewTime", path, n)
         try:
             t = int(float(stamp))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: 'inf'
             raise DataError(f"{where(path, n)}: expected a numeric unixReviewTime, got {stamp!r}") from None
         if asin not in meta:
             if skip_unknown:

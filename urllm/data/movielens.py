@@ -67,11 +67,13 @@ def _read_tsv(path: Path, columns: list[str]) -> pd.DataFrame:
 
 def _numeric(frame: pd.DataFrame, column: str, path: Path, what: str) -> np.ndarray:
     try:  # fast path; the slow one below only runs to find the bad line
-        return frame[column].to_numpy().astype(np.float64)
+        values = frame[column].to_numpy().astype(np.float64)
+        if np.isfinite(values).all():
+            return values
     except ValueError:
         pass
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = np.flatnonzero(values.isna().to_numpy())
+    bad = np.flatnonzero(~np.isfinite(values.to_numpy(np.float64)))  # unparsed (NaN), 'nan' or 'inf'
     if len(bad):
         row = int(bad[0])
         raise DataError(

@@ -30,7 +30,10 @@ class UrllmConfig:
 def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected it in the URLLM release folder)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     if not text.strip():
         raise DataError(f"{path}: file is empty")
     return text.splitlines()
@@ -99,6 +102,7 @@ def _read_sequences(path: Path, n_items: int) -> list[tuple[int, np.ndarray, np.
                 raise DataError(f"{where(path, n)}: item id {item} is in no items_*.csv (expected 0..{n_items - 1})")
             items.append(item)
             positions.append(_int(parts[1], path, n, "position"))
+            _int(parts[2], path, n, "position")
         if target_pos != len(items) - 1:
             raise DataError(
                 f"{where(path, n)}: target_pos {target_pos} is not the last position {len(items) - 1}"
