@@ -1,0 +1,1 @@
+"""Sequential recommenders of stage 1: popularity, SASRec and the dual-graph model."""

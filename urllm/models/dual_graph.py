@@ -1,0 +1,288 @@
+"""The dual-graph sequential model of URLLM stage 1 (C2DSR family, plus URLLM's
+item-attribute graph), and SASRec as the same code with the graphs and domain threads off.
+
+Item embeddings are propagated with LightGCN convolutions over the cross-domain graph,
+the two domain graphs and the item-attribute graph (urllm/models/graphs.py). Three
+CAUSAL transformer encoders read a user's sequence: mixed (both domains interleaved),
+A-only and B-only (the domain's items, in order). A user's vector for target domain X at
+position p is H_mixed[p] + H_X[p] (paper Eq. 14, H_X taken at the last X item up to p);
+it scores the items of X by dot product. Losses: next-item cross-entropy over the
+label's domain, an InfoMax term (a bilinear discriminator tells a user's domain
+summary paired with their own mixed sequence from one paired with a corrupted copy), and
+an InfoNCE alignment between graph and attribute embeddings of the same item.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.nn import LGConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import to_torch_csr_tensor
+
+from urllm.models.graphs import ItemGraphs
+
+
+@dataclass
+class DualGraphConfig:
+    dim: int = 64  # embedding and hidden size
+    n_blocks: int = 2  # transformer blocks per encoder
+    n_heads: int = 2
+    dropout: float = 0.3
+    max_len: int = 50  # most recent items kept per sequence
+    gnn_layers: int = 2  # LightGCN layers on each graph
+    use_graph: bool = True  # propagate item embeddings over the item graphs (off: plain id embeddings)
+    use_attributes: bool = True  # add item-attribute graph embeddings (off for the ablation and SASRec)
+    domain_encoders: bool = True  # the A-only and B-only threads (off: SASRec, mixed thread only)
+    infomax_weight: float = 0.1  # weight of the contrastive InfoMax term
+    align_weight: float = 0.1  # weight of the graph / attribute alignment term
+    align_temperature: float = 0.2
+    corrupt_prob: float = 0.5  # share of items replaced (same domain) in an InfoMax negative
+    negatives: int = 0  # 0: full softmax over the label's domain; N: sampled softmax with N shared uniform negatives
+
+    def validate(self) -> None:
+        checks = {
+            "dim": self.dim > 0 and self.dim % self.n_heads == 0,
+            "n_blocks": self.n_blocks >= 1,
+            "n_heads": self.n_heads >= 1,
+            "dropout": 0.0 <= self.dropout < 1.0,
+            "max_len": self.max_len >= 1,
+            "gnn_layers": self.gnn_layers >= 0,
+            "infomax_weight": self.infomax_weight >= 0,
+            "align_weight": self.align_weight >= 0,
+            "align_temperature": self.align_temperature > 0,
+            "corrupt_prob": 0.0 < self.corrupt_prob <= 1.0,
+            "negatives": self.negatives >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"DualGraphConfig.{name}={getattr(self, name)!r} is out of range")
+
+
+def sasrec_config(**overrides) -> DualGraphConfig:
+    """SASRec: one causal encoder over plain item embeddings of the mixed sequence."""
+    base = dict(use_graph=False, use_attributes=False, domain_encoders=False, infomax_weight=0.0, align_weight=0.0)
+    return DualGraphConfig(**(base | overrides))
+
+
+def ablation_config(**overrides) -> DualGraphConfig:
+    """The dual-graph model with the graphs and the alignment term switched off."""
+    return DualGraphConfig(**(dict(use_graph=False, use_attributes=False, align_weight=0.0) | overrides))
+
+
+class CausalEncoder(nn.Module):
+    """Position embeddings + pre-norm transformer blocks under a causal mask."""
+
+    def __init__(self, cfg: DualGraphConfig):
+        super().__init__()
+        self.pos = nn.Embedding(cfg.max_len, cfg.dim)
+        layer = nn.TransformerEncoderLayer(
+            cfg.dim, cfg.n_heads, 4 * cfg.dim, cfg.dropout, batch_first=True, norm_first=True, activation="gelu"
+        )
+        self.blocks = nn.TransformerEncoder(layer, cfg.n_blocks, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.size(1)
+        x = self.drop(x + self.pos.weight[:length])
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=x.device, dtype=x.dtype)
+        return self.norm(self.blocks(x, mask=mask, is_causal=True))
+
+
+def normalized_adjacency(edge_index: torch.Tensor, n_nodes: int) -> torch.Tensor:
+    """D^-1/2 A D^-1/2 as a sparse CSR tensor, built once (3x faster than normalising
+    the edge list at every step on this CPU)."""
+    index, weight = gcn_norm(edge_index, None, n_nodes, add_self_loops=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return to_torch_csr_tensor(index, weight, size=(n_nodes, n_nodes))
+
+
+def lightgcn(x: torch.Tensor, adjacency: torch.Tensor, layers: int, conv: LGConv) -> torch.Tensor:
+    """Mean of the layer outputs 0..layers (layer 0 keeps isolated items' own embedding)."""
+    outs = [x]
+    for _ in range(layers):
+        outs.append(conv(outs[-1], adjacency))
+    return torch.stack(outs).mean(0)
+
+
+@dataclass
+class ItemTables:
+    mixed: torch.Tensor  # [N+1, d] input/output table of the mixed thread (row N: pad)
+    domain: tuple[torch.Tensor, torch.Tensor]  # inputs of the A-only and B-only threads
+    graph: torch.Tensor | None  # graph part, for the alignment term
+    semantic: torch.Tensor | None  # attribute part, for the alignment term
+
+
+class DualGraphModel(nn.Module):
+    def __init__(self, cfg: DualGraphConfig, item_domain: torch.Tensor, graphs: ItemGraphs | None):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.n_items = len(item_domain)
+        self.register_buffer("item_domain", torch.cat([item_domain.long(), torch.tensor([-1])]), persistent=False)
+        self.register_buffer("domain_items_a", torch.nonzero(item_domain == 0).flatten(), persistent=False)
+        self.register_buffer("domain_items_b", torch.nonzero(item_domain == 1).flatten(), persistent=False)
+        self.item_emb = nn.Embedding(self.n_items + 1, cfg.dim, padding_idx=self.n_items)
+        nn.init.normal_(self.item_emb.weight, std=0.05)
+        with torch.no_grad():
+            self.item_emb.weight[self.n_items].zero_()
+        self.conv = LGConv(normalize=False)  # adjacencies are normalised once, here
+        self.graphs = graphs
+        n_words = len(graphs.words) if graphs is not None and cfg.use_attributes else 0
+        self.adjacency: dict[str, torch.Tensor] = {}
+        if graphs is not None:
+            n = self.n_items
+            self.adjacency = {
+                "cross": normalized_adjacency(graphs.cross, n),
+                "a": normalized_adjacency(graphs.domain[0], n),
+                "b": normalized_adjacency(graphs.domain[1], n),
+                "attribute": normalized_adjacency(graphs.attribute, n + len(graphs.words)),
+            }
+        self.word_emb = nn.Embedding(max(n_words, 1), cfg.dim)
+        nn.init.normal_(self.word_emb.weight, std=0.05)
+        self.mixed_encoder = CausalEncoder(cfg)
+        self.domain_encoder = nn.ModuleList([CausalEncoder(cfg), CausalEncoder(cfg)]) if cfg.domain_encoders else None
+        self.discriminator = nn.Bilinear(cfg.dim, cfg.dim, 1)
+
+    def domain_items(self, d: int) -> torch.Tensor:
+        return self.domain_items_a if d == 0 else self.domain_items_b
+
+    # ---- item representations -------------------------------------------------------
+    def item_tables(self) -> ItemTables:
+        cfg, e = self.cfg, self.item_emb.weight
+        n = self.n_items
+        use_graph = cfg.use_graph and self.graphs is not None
+        adj = self.adjacency
+        graph = lightgcn(e[:n], adj["cross"], cfg.gnn_layers, self.conv) if use_graph else e[:n]
+        if use_graph and cfg.domain_encoders:
+            domain = [lightgcn(e[:n], adj[k], cfg.gnn_layers, self.conv) for k in ("a", "b")]
+        else:
+            domain = [e[:n], e[:n]]
+        semantic = None
+        if cfg.use_attributes and self.graphs is not None and len(self.graphs.words):
+            nodes = torch.cat([e[:n], self.word_emb.weight])
+            semantic = lightgcn(nodes, adj["attribute"], max(cfg.gnn_layers, 1), self.conv)[:n]
+        pad = e[n:]  # zero row (padding_idx)
+
+        def with_pad(t):
+            return torch.cat([t if semantic is None else t + semantic, pad])
+
+        return ItemTables(with_pad(graph), (with_pad(domain[0]), with_pad(domain[1])), graph, semantic)
+
+    # ---- sequence encoding ------------------------------------------------------------
+    def encode(self, seq: torch.Tensor, tables: ItemTables) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """Hidden states [B, L, d] of the mixed thread, and per domain X the X thread's
+        state at the last X item up to each position ([B, L, d], zero before any X item)."""
+        mixed = self.mixed_encoder(tables.mixed[seq])
+        per_domain: list[torch.Tensor | None] = [None, None]
+        if self.domain_encoder is None:
+            return mixed, per_domain
+        dom = self.item_domain[seq]
+        for d in (0, 1):
+            mask = dom == d
+            # Move the domain's items to the front of each row, keeping their order.
+            width = max(1, int(mask.sum(1).max()))
+            order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
+            sub = torch.where(torch.gather(mask, 1, order), torch.gather(seq, 1, order), self.n_items)
+            hidden = self.domain_encoder[d](tables.domain[d][sub])
+            last = mask.long().cumsum(1) - 1  # index into `sub` of the last d item up to p
+            state = torch.gather(hidden, 1, last.clamp(min=0).unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
+            per_domain[d] = state * (last >= 0).unsqueeze(-1)
+        return mixed, per_domain
+
+    def user_states(self, mixed: torch.Tensor, per_domain: list, d: int) -> torch.Tensor:
+        return mixed if per_domain[d] is None else mixed + per_domain[d]
+
+    def user_vectors(self, seq: torch.Tensor, lengths: torch.Tensor, tables: ItemTables | None = None) -> torch.Tensor:
+        """[B, 2, d]: the user's vector for target domain A and B after their last item."""
+        tables = tables or self.item_tables()
+        mixed, per_domain = self.encode(seq, tables)
+        idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, mixed.size(-1))
+        out = [self.user_states(mixed, per_domain, d).gather(1, idx).squeeze(1) for d in (0, 1)]
+        return torch.stack(out, dim=1)
+
+    def score_domain(self, vectors: torch.Tensor, d: int, tables: ItemTables) -> torch.Tensor:
+        """[B, n_items_of_d] scores of domain d's items (columns in domain_items(d) order)."""
+        return vectors @ tables.mixed[self.domain_items(d)].T
+
+    # ---- training losses --------------------------------------------------------------
+    def losses(self, inputs: torch.Tensor, labels: torch.Tensor, extra: torch.Tensor) -> dict[str, torch.Tensor]:
+        tables = self.item_tables()
+        mixed, per_domain = self.encode(inputs, tables)
+        local = torch.full((self.n_items + 1,), -1, dtype=torch.long, device=inputs.device)
+        ce_terms, count = [], 0
+        for target in (labels, extra):
+            for d in (0, 1):
+                items = self.domain_items(d)
+                local[items] = torch.arange(len(items), device=inputs.device)
+                hit = (target >= 0) & (self.item_domain[target.clamp(min=0)] == d)
+                if not hit.any():
+                    continue
+                states = self.user_states(mixed, per_domain, d)[hit]
+                ce_terms.append(self._next_item_loss(states, target[hit], d, tables, local))
+                count += int(hit.sum())
+        out = {"ce": torch.stack(ce_terms).sum() / max(count, 1)}
+        lengths = (inputs != self.n_items).sum(1)
+        if self.cfg.infomax_weight > 0 and self.domain_encoder is not None:
+            out["infomax"] = self._infomax(inputs, lengths, mixed, per_domain, tables)
+        if self.cfg.align_weight > 0 and tables.semantic is not None:
+            out["align"] = self._alignment(inputs, tables)
+        cfg = self.cfg
+        out["total"] = out["ce"] + cfg.infomax_weight * out.get("infomax", 0.0) + cfg.align_weight * out.get("align", 0.0)
+        return out
+
+    def _next_item_loss(self, states, targets, d, tables, local) -> torch.Tensor:
+        """Summed cross-entropy of the targets among domain d's items (all of them, or the
+        target plus `negatives` shared uniform samples)."""
+        items = self.domain_items(d)
+        if not self.cfg.negatives or self.cfg.negatives >= len(items):
+            return F.cross_entropy(self.score_domain(states, d, tables), local[targets], reduction="sum")
+        negatives = items[torch.randint(len(items), (self.cfg.negatives,), device=states.device)]
+        positive = (states * tables.mixed[targets]).sum(-1, keepdim=True)
+        sampled = states @ tables.mixed[negatives].T
+        sampled = sampled.masked_fill(negatives.view(1, -1) == targets.view(-1, 1), float("-inf"))
+        logits = torch.cat([positive, sampled], dim=1)
+        return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=states.device), reduction="sum")
+
+    def corrupt(self, seq: torch.Tensor) -> torch.Tensor:
+        """Replace a share of the items by random items of the same domain."""
+        dom = self.item_domain[seq]
+        out = seq.clone()
+        for d in (0, 1):
+            items = self.domain_items(d)
+            swap = (dom == d) & (torch.rand(seq.shape, device=seq.device) < self.cfg.corrupt_prob)
+            out[swap] = items[torch.randint(len(items), (int(swap.sum()),), device=seq.device)]
+        return out
+
+    def _infomax(self, inputs, lengths, mixed, per_domain, tables) -> torch.Tensor:
+        idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, mixed.size(-1))
+        neg_mixed = self.mixed_encoder(tables.mixed[self.corrupt(inputs)])
+        pos_summary, neg_summary = mixed.gather(1, idx).squeeze(1), neg_mixed.gather(1, idx).squeeze(1)
+        terms = []
+        for d in (0, 1):
+            summary = per_domain[d].gather(1, idx).squeeze(1)
+            has = summary.abs().sum(-1) > 0
+            if not has.any():
+                continue
+            pos = self.discriminator(summary[has], pos_summary[has]).squeeze(-1)
+            neg = self.discriminator(summary[has], neg_summary[has]).squeeze(-1)
+            terms.append(
+                F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
+                + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
+            )
+        return torch.stack(terms).mean() if terms else mixed.sum() * 0
+
+    def _alignment(self, inputs, tables) -> torch.Tensor:
+        items = torch.unique(inputs[inputs != self.n_items])
+        if len(items) > 1024:
+            items = items[torch.randperm(len(items), device=items.device)[:1024]]
+        g = F.normalize(tables.graph[items], dim=-1)
+        s = F.normalize(tables.semantic[items], dim=-1)
+        logits = g @ s.T / self.cfg.align_temperature
+        target = torch.arange(len(items), device=items.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))

@@ -1,0 +1,11 @@
+"""One seed helper: same seed, same numbers on the same machine."""
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
