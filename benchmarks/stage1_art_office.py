@@ -27,6 +27,7 @@ from urllm.metrics import METRIC_NAMES  # noqa: E402
 from urllm.models.dual_graph import DualGraphConfig, DualGraphModel, ablation_config, sasrec_config  # noqa: E402
 from urllm.models.graphs import build_graphs  # noqa: E402
 from urllm.models.popularity import Popularity  # noqa: E402
+from urllm.models.sequences import graph_sequences  # noqa: E402
 from urllm.models.trainer import FitConfig, SequenceScorer, fit  # noqa: E402
 from urllm.seed import seed_everything  # noqa: E402
 
@@ -57,7 +58,7 @@ def main() -> int:
     start = time.perf_counter()
     dataset = load_dataset(f"urllm:{args.data}")
     train = dataset.splits["train"]
-    graphs = build_graphs([np.append(ex.history, ex.target) for ex in train], dataset.item_domain, dataset.item_attributes)
+    graphs = build_graphs(graph_sequences(train), dataset.item_domain, dataset.item_attributes)
     print(f"data + graphs: {time.perf_counter() - start:.1f} s; {len(dataset.splits['test'])} test lines")
     results, times = {}, {}
     for method in args.methods:

@@ -25,8 +25,12 @@ def hand_dataset() -> Dataset:
     return Dataset("hand", ("A", "B"), titles, domain, attrs, titles, users, {"train": train, "valid": [], "test": []})
 
 
-def edge_set(edge_index):
-    return {tuple(e) for e in edge_index.T.tolist()}
+def edge_set(graph):
+    return {tuple(e) for e in graph.edge_index.T.tolist()}
+
+
+def edge_weights(graph):
+    return {tuple(e): w for e, w in zip(graph.edge_index.T.tolist(), graph.weight.tolist())}
 
 
 def test_graph_edges_on_hand_made_sequences():
@@ -35,13 +39,16 @@ def test_graph_edges_on_hand_made_sequences():
     g = build_graphs(seqs, ds.item_domain, ds.item_attributes, min_word_items=2, max_word_share=0.9)
     # merged: 0-3, 3-1, 1-4, 4-1 (same edge), 2-5, 5-3, 3-0 (same as 0-3) -> 5 undirected edges
     assert edge_set(g.cross) == {(0, 3), (3, 0), (1, 3), (3, 1), (1, 4), (4, 1), (2, 5), (5, 2), (3, 5), (5, 3)}
+    weights = edge_weights(g.cross)
+    assert weights[(0, 3)] == weights[(3, 0)] == 2 and weights[(1, 4)] == 2 and weights[(2, 5)] == 1
     # domain A subsequences: [0, 1, 1] -> 0-1 (1-1 self-loop dropped); [2, 0] -> 0-2
     assert edge_set(g.domain[0]) == {(0, 1), (1, 0), (0, 2), (2, 0)}
     # domain B subsequences: [3, 4]; [5, 3]
     assert edge_set(g.domain[1]) == {(3, 4), (4, 3), (3, 5), (5, 3)}
     # words on >= 2 items: red (0, 1, 3), blue (2, 4, 5); "big" (one item) is dropped
     assert g.words == ["blue", "red"]
-    assert g.attribute.shape[1] == 2 * 6  # every item has one kept word, both directions
+    assert g.attribute.edge_index.shape[1] == 2 * 6  # every item has one kept word, both directions
+    assert set(g.attribute.weight.tolist()) == {1.0}
 
 
 def test_graph_vocabulary_drops_words_on_too_many_items():

@@ -23,7 +23,8 @@ from torch_geometric.nn import LGConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
-from urllm.models.graphs import ItemGraphs
+from urllm.models.graphs import Graph, ItemGraphs
+from urllm.models.readout import GraphReadout, window_items
 
 
 @dataclass
@@ -41,6 +42,10 @@ class DualGraphConfig:
     align_weight: float = 0.1  # weight of the graph / attribute alignment term
     align_temperature: float = 0.2
     corrupt_prob: float = 0.5  # share of items replaced (same domain) in an InfoMax negative
+    edge_weight: str = "log"  # item-graph edge weights: "count" (pair occurrences), "log" (1 + log count) or "binary"
+    readout: bool = True  # add the graph readout score (urllm/models/readout.py)
+    readout_window: int = 3  # recent items whose graph edges the readout follows
+    readout_neighbors: int = 30  # strongest edges kept per item for the readout
     negatives: int = 0  # 0: full softmax over the label's domain; N: sampled softmax with N shared uniform negatives
 
     def validate(self) -> None:
@@ -56,6 +61,9 @@ class DualGraphConfig:
             "align_temperature": self.align_temperature > 0,
             "corrupt_prob": 0.0 < self.corrupt_prob <= 1.0,
             "negatives": self.negatives >= 0,
+            "readout_window": self.readout_window >= 1,
+            "readout_neighbors": self.readout_neighbors >= 1,
+            "edge_weight": self.edge_weight in ("count", "log", "binary"),
         }
         for name, ok in checks.items():
             if not ok:
@@ -64,13 +72,13 @@ class DualGraphConfig:
 
 def sasrec_config(**overrides) -> DualGraphConfig:
     """SASRec: one causal encoder over plain item embeddings of the mixed sequence."""
-    base = dict(use_graph=False, use_attributes=False, domain_encoders=False, infomax_weight=0.0, align_weight=0.0)
+    base = dict(use_graph=False, use_attributes=False, domain_encoders=False, infomax_weight=0.0, align_weight=0.0, readout=False)
     return DualGraphConfig(**(base | overrides))
 
 
 def ablation_config(**overrides) -> DualGraphConfig:
     """The dual-graph model with the graphs and the alignment term switched off."""
-    return DualGraphConfig(**(dict(use_graph=False, use_attributes=False, align_weight=0.0) | overrides))
+    return DualGraphConfig(**(dict(use_graph=False, use_attributes=False, align_weight=0.0, readout=False) | overrides))
 
 
 class CausalEncoder(nn.Module):
@@ -93,10 +101,11 @@ class CausalEncoder(nn.Module):
         return self.norm(self.blocks(x, mask=mask, is_causal=True))
 
 
-def normalized_adjacency(edge_index: torch.Tensor, n_nodes: int) -> torch.Tensor:
+def normalized_adjacency(graph: Graph, n_nodes: int, edge_weight: str) -> torch.Tensor:
     """D^-1/2 A D^-1/2 as a sparse CSR tensor, built once (3x faster than normalising
     the edge list at every step on this CPU)."""
-    index, weight = gcn_norm(edge_index, None, n_nodes, add_self_loops=False)
+    weight = {"count": graph.weight, "log": 1 + torch.log(graph.weight), "binary": torch.ones_like(graph.weight)}[edge_weight]
+    index, weight = gcn_norm(graph.edge_index, weight, n_nodes, add_self_loops=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return to_torch_csr_tensor(index, weight, size=(n_nodes, n_nodes))
@@ -127,6 +136,10 @@ class DualGraphModel(nn.Module):
         self.register_buffer("item_domain", torch.cat([item_domain.long(), torch.tensor([-1])]), persistent=False)
         self.register_buffer("domain_items_a", torch.nonzero(item_domain == 0).flatten(), persistent=False)
         self.register_buffer("domain_items_b", torch.nonzero(item_domain == 1).flatten(), persistent=False)
+        for d, name in ((0, "local_a"), (1, "local_b")):  # item id -> column among its domain's items, else -1
+            local = torch.full((self.n_items + 1,), -1, dtype=torch.long)
+            local[: self.n_items][item_domain == d] = torch.arange(int((item_domain == d).sum()))
+            self.register_buffer(name, local, persistent=False)
         self.item_emb = nn.Embedding(self.n_items + 1, cfg.dim, padding_idx=self.n_items)
         nn.init.normal_(self.item_emb.weight, std=0.05)
         with torch.no_grad():
@@ -137,20 +150,26 @@ class DualGraphModel(nn.Module):
         self.adjacency: dict[str, torch.Tensor] = {}
         if graphs is not None:
             n = self.n_items
+            w = cfg.edge_weight
             self.adjacency = {
-                "cross": normalized_adjacency(graphs.cross, n),
-                "a": normalized_adjacency(graphs.domain[0], n),
-                "b": normalized_adjacency(graphs.domain[1], n),
-                "attribute": normalized_adjacency(graphs.attribute, n + len(graphs.words)),
+                "cross": normalized_adjacency(graphs.cross, n, w),
+                "a": normalized_adjacency(graphs.domain[0], n, w),
+                "b": normalized_adjacency(graphs.domain[1], n, w),
+                "attribute": normalized_adjacency(graphs.attribute, n + len(graphs.words), "binary"),
             }
         self.word_emb = nn.Embedding(max(n_words, 1), cfg.dim)
         nn.init.normal_(self.word_emb.weight, std=0.05)
         self.mixed_encoder = CausalEncoder(cfg)
         self.domain_encoder = nn.ModuleList([CausalEncoder(cfg), CausalEncoder(cfg)]) if cfg.domain_encoders else None
         self.discriminator = nn.Bilinear(cfg.dim, cfg.dim, 1)
+        use_readout = cfg.readout and graphs is not None
+        self.readout = GraphReadout(graphs.cross, self.n_items, cfg.readout_window, cfg.readout_neighbors) if use_readout else None
 
     def domain_items(self, d: int) -> torch.Tensor:
         return self.domain_items_a if d == 0 else self.domain_items_b
+
+    def local_column(self, d: int) -> torch.Tensor:
+        return self.local_a if d == 0 else self.local_b
 
     # ---- item representations -------------------------------------------------------
     def item_tables(self) -> ItemTables:
@@ -207,24 +226,40 @@ class DualGraphModel(nn.Module):
         return torch.stack(out, dim=1)
 
     def score_domain(self, vectors: torch.Tensor, d: int, tables: ItemTables) -> torch.Tensor:
-        """[B, n_items_of_d] scores of domain d's items (columns in domain_items(d) order)."""
+        """[B, n_items_of_d] dot-product scores of domain d's items (columns in domain_items(d) order)."""
         return vectors @ tables.mixed[self.domain_items(d)].T
+
+    def rank_scores(self, seq: torch.Tensor, lengths: torch.Tensor, d: int, tables: ItemTables) -> torch.Tensor:
+        """[B, n_items_of_d] ranking scores after each history: the user vector's dot
+        products plus the graph readout from the last items."""
+        scores = self.score_domain(self.user_vectors(seq, lengths, tables)[:, d], d, tables)
+        if self.readout is not None:
+            last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, self.cfg.readout_window)
+            recent = window_items(seq, self.cfg.readout_window, self.n_items).gather(1, last).squeeze(1)
+            recent = torch.where((lengths > 0).view(-1, 1), recent, self.n_items)
+            n = len(self.domain_items(d))
+            scores = scores + self.readout.over_columns(recent, None, self.local_column(d), n)
+        return scores
 
     # ---- training losses --------------------------------------------------------------
     def losses(self, inputs: torch.Tensor, labels: torch.Tensor, extra: torch.Tensor) -> dict[str, torch.Tensor]:
         tables = self.item_tables()
         mixed, per_domain = self.encode(inputs, tables)
-        local = torch.full((self.n_items + 1,), -1, dtype=torch.long, device=inputs.device)
+        recent_all = window_items(inputs, self.cfg.readout_window, self.n_items) if self.readout is not None else None
+        # The user's own transitions (input -> label), subtracted from the readout's counts.
+        pair_x, pair_y = torch.cat([inputs, inputs], 1), torch.cat([labels, extra], 1)
         ce_terms, count = [], 0
         for target in (labels, extra):
             for d in (0, 1):
-                items = self.domain_items(d)
-                local[items] = torch.arange(len(items), device=inputs.device)
                 hit = (target >= 0) & (self.item_domain[target.clamp(min=0)] == d)
                 if not hit.any():
                     continue
                 states = self.user_states(mixed, per_domain, d)[hit]
-                ce_terms.append(self._next_item_loss(states, target[hit], d, tables, local))
+                context = None
+                if recent_all is not None:
+                    recent, rows = recent_all[hit], hit.nonzero()[:, 0]
+                    context = (recent, self.readout.own_counts(recent, pair_x[rows], pair_y[rows]))
+                ce_terms.append(self._next_item_loss(states, target[hit], d, tables, context))
                 count += int(hit.sum())
         out = {"ce": torch.stack(ce_terms).sum() / max(count, 1)}
         lengths = (inputs != self.n_items).sum(1)
@@ -236,17 +271,26 @@ class DualGraphModel(nn.Module):
         out["total"] = out["ce"] + cfg.infomax_weight * out.get("infomax", 0.0) + cfg.align_weight * out.get("align", 0.0)
         return out
 
-    def _next_item_loss(self, states, targets, d, tables, local) -> torch.Tensor:
+    def _next_item_loss(self, states, targets, d, tables, context) -> torch.Tensor:
         """Summed cross-entropy of the targets among domain d's items (all of them, or the
-        target plus `negatives` shared uniform samples)."""
-        items = self.domain_items(d)
+        target plus `negatives` shared uniform samples). `context` = (recent items, own
+        pair counts) for the graph readout, or None."""
+        items, local = self.domain_items(d), self.local_column(d)
         if not self.cfg.negatives or self.cfg.negatives >= len(items):
-            return F.cross_entropy(self.score_domain(states, d, tables), local[targets], reduction="sum")
-        negatives = items[torch.randint(len(items), (self.cfg.negatives,), device=states.device)]
-        positive = (states * tables.mixed[targets]).sum(-1, keepdim=True)
+            logits = self.score_domain(states, d, tables)
+            if context is not None:
+                logits = logits + self.readout.over_columns(*context, local, len(items))
+            return F.cross_entropy(logits, local[targets], reduction="sum")
+        negatives = torch.unique(items[torch.randint(len(items), (self.cfg.negatives,), device=states.device)])
+        positive = (states * tables.mixed[targets]).sum(-1)
         sampled = states @ tables.mixed[negatives].T
+        if context is not None:
+            positive = positive + self.readout.at_items(*context, targets)
+            column = torch.full_like(local, -1)
+            column[negatives] = torch.arange(len(negatives), device=states.device)
+            sampled = sampled + self.readout.over_columns(*context, column, len(negatives))
         sampled = sampled.masked_fill(negatives.view(1, -1) == targets.view(-1, 1), float("-inf"))
-        logits = torch.cat([positive, sampled], dim=1)
+        logits = torch.cat([positive.unsqueeze(1), sampled], dim=1)
         return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=states.device), reduction="sum")
 
     def corrupt(self, seq: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,10 @@
 - domain graphs: consecutive items of the same domain (the other domain's items skipped);
 - item-attribute graph: bipartite, item i -- attribute word w (node n_items + w).
 
-Built from training sequences only; edges are undirected (both directions stored) and
-deduplicated; self-loops (an item repeated in a row) are dropped.
+Built from training sequences only; edges are undirected (both directions stored), one
+per item pair, weighted by how often the pair occurs (a pair seen in many users' sequences
+is strong evidence, and on Art-Office the weights carry most of the graph's signal);
+self-loops (an item repeated in a row) are dropped. Attribute links have weight 1.
 """
 from __future__ import annotations
 
@@ -17,21 +19,25 @@ import torch
 
 
 @dataclass
+class Graph:
+    edge_index: torch.Tensor  # [2, E], both directions of every undirected edge
+    weight: torch.Tensor  # [E] float: occurrences of the pair
+
+
+@dataclass
 class ItemGraphs:
-    cross: torch.Tensor  # [2, E] over items
-    domain: tuple[torch.Tensor, torch.Tensor]  # [2, E] over items, for domain A and B
-    attribute: torch.Tensor  # [2, E] over items + words (word w is node n_items + w)
+    cross: Graph  # over items
+    domain: tuple[Graph, Graph]  # over items, for domain A and B
+    attribute: Graph  # over items + words (word w is node n_items + w)
     words: list[str]  # attribute vocabulary
 
 
-def _undirected(pairs: np.ndarray) -> torch.Tensor:
-    """[2, E] tensor of unique undirected edges from an [M, 2] array of pairs."""
-    if len(pairs) == 0:
-        return torch.empty(2, 0, dtype=torch.long)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+def _undirected(pairs: np.ndarray) -> Graph:
+    """Unique undirected edges of an [M, 2] array of pairs, weighted by occurrences."""
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]] if len(pairs) else pairs.reshape(0, 2)
     both = np.concatenate([pairs, pairs[:, ::-1]])
-    both = np.unique(both, axis=0)
-    return torch.from_numpy(both.T.copy()).long()
+    edges, counts = np.unique(both, axis=0, return_counts=True)
+    return Graph(torch.from_numpy(edges.T.copy()).long(), torch.from_numpy(counts).float())
 
 
 def transition_pairs(sequences: list[np.ndarray]) -> np.ndarray:
@@ -63,4 +69,5 @@ def build_graphs(
     index = {w: i for i, w in enumerate(words)}
     links = [(i, n_items + index[w]) for i, attrs in enumerate(attributes) for w in set(attrs) if w in index]
     attribute = _undirected(np.array(links, dtype=np.int64).reshape(-1, 2))
+    attribute.weight = torch.ones_like(attribute.weight)
     return ItemGraphs(cross, domain, attribute, words)

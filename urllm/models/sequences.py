@@ -34,6 +34,32 @@ class TrainingSequences:
     extra: torch.Tensor  # [U, L]
 
 
+def merged_user_sequences(examples: list[Example]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
+    """Per user: the longest example's history + target, and (position, target) of every
+    shorter example of that user (its history is a prefix of the longest one in every
+    source: URLLM lines share the history, leave-one-out lines are prefixes)."""
+    by_user: dict[int, list[Example]] = {}
+    for ex in examples:
+        by_user.setdefault(ex.user, []).append(ex)
+    out = []
+    for user_examples in by_user.values():
+        user_examples.sort(key=lambda e: len(e.history), reverse=True)
+        longest = user_examples[0]
+        extras = [(len(ex.history) - 1, int(ex.target)) for ex in user_examples[1:]]
+        out.append((np.append(longest.history, longest.target), extras))
+    return out
+
+
+def graph_sequences(examples: list[Example]) -> list[np.ndarray]:
+    """The sequences the item graphs are built from: each training user once (the same
+    transitions the training rows hold), plus a 2-item sequence per extra target."""
+    seqs = []
+    for seq, extras in merged_user_sequences(examples):
+        seqs.append(seq)
+        seqs += [np.array([seq[p], t]) for p, t in extras if p >= 0 and seq[p + 1] != t]
+    return seqs
+
+
 def training_sequences(dataset: Dataset, examples: list[Example], max_len: int) -> TrainingSequences:
     """Merge each user's examples into one row of next-item labels.
 
@@ -41,23 +67,16 @@ def training_sequences(dataset: Dataset, examples: list[Example], max_len: int) 
     same user is a prefix of it in every source (URLLM lines share the history), so its
     target becomes an extra label at the position where its history ends.
     """
-    by_user: dict[int, list[Example]] = {}
-    for ex in examples:
-        by_user.setdefault(ex.user, []).append(ex)
     pad = dataset.n_items
     rows_in, rows_lab, rows_ext = [], [], []
-    for user_examples in by_user.values():
-        user_examples.sort(key=lambda e: len(e.history), reverse=True)
-        longest = user_examples[0]
-        seq = np.append(longest.history, longest.target)
+    for seq, extras in merged_user_sequences(examples):
         if len(seq) < 2:
             continue
         inputs, labels = seq[:-1], seq[1:].copy()
         extra = np.full(len(inputs), -1, dtype=np.int64)
-        for ex in user_examples[1:]:
-            p = len(ex.history) - 1
-            if p >= 0 and labels[p] != ex.target:
-                extra[p] = ex.target
+        for p, target in extras:
+            if p >= 0 and labels[p] != target:
+                extra[p] = target
         start = max(0, len(inputs) - max_len)
         rows_in.append(inputs[start:])
         rows_lab.append(labels[start:])

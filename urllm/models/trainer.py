@@ -59,8 +59,9 @@ class SequenceScorer:
             return self.model.user_vectors(seq, lengths, self.tables)
 
     def scores(self, histories: list[np.ndarray], domain: int) -> torch.Tensor:
+        seq, lengths = pad_histories(histories, self.model.cfg.max_len, self.model.n_items)
         with torch.no_grad():
-            return self.model.score_domain(self.vectors(histories)[:, domain], domain, self.tables)
+            return self.model.rank_scores(seq, lengths, domain, self.tables)
 
 
 def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator, block: int = 16) -> list[torch.Tensor]:
