@@ -191,3 +191,28 @@ def test_ablation_and_sasrec_switch_parts_off(synthetic):
     assert set(abl.losses(data.inputs, data.labels, data.extra)) == {"ce", "infomax", "total"}
     assert set(sas.losses(data.inputs, data.labels, data.extra)) == {"ce", "total"}
     assert sas.domain_encoder is None
+
+
+def test_export_writes_vectors_rankings_and_reloadable_weights(synthetic, tmp_path):
+    from safetensors.torch import load_file
+
+    from urllm.models.export import export_stage1, load_model, save_model
+
+    torch.manual_seed(0)
+    model = model_for(synthetic, DualGraphConfig(**TINY))
+    fit(model, synthetic, FitConfig(epochs=1, batch_size=32, progress=False))
+    save_model(model, tmp_path, "dual_graph")
+    export_stage1(model, synthetic, tmp_path, top_n=50)
+    vectors = load_file(tmp_path / "stage1_vectors.safetensors")
+    for split in ("train", "valid", "test"):
+        assert vectors[f"users_{split}"].shape == (len(synthetic.splits[split]), 2, 16)
+    assert vectors["items"].shape == (synthetic.n_items, 16)
+    top = load_file(tmp_path / "stage1_rankings.safetensors")["test_top"]
+    assert top.shape == (len(synthetic.splits["test"]), 50)
+    assert (top[:, 40:] == -1).all()  # a domain has 40 items: the rest is marked empty
+    ex = synthetic.splits["test"][0]
+    assert set(top[0, :40].tolist()) == set(synthetic.items_of(ex.domain).tolist())
+    reloaded = load_model(tmp_path, "dual_graph", torch.from_numpy(synthetic.item_domain), model.graphs)
+    scores = SequenceScorer(reloaded).scores([ex.history], ex.domain)[0]
+    assert synthetic.items_of(ex.domain)[int(scores.argmax())] == top[0, 0]
+    assert not list(tmp_path.glob(".*.tmp"))

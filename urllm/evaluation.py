@@ -27,7 +27,7 @@ def rank_examples(
     n = len(examples)
     ranks = np.zeros(n, dtype=np.int64)
     domains = np.array([ex.domain for ex in examples], dtype=np.int64)
-    top = np.zeros((n, top_n), dtype=np.int64) if top_n else None
+    top = np.full((n, top_n), -1, dtype=np.int64) if top_n else None  # -1 past the domain size
     for d in (0, 1):
         items = dataset.items_of(d)
         column = np.full(dataset.n_items, -1, dtype=np.int64)

@@ -44,9 +44,9 @@ class DualGraphConfig:
     corrupt_prob: float = 0.5  # share of items replaced (same domain) in an InfoMax negative
     edge_weight: str = "log"  # item-graph edge weights: "count" (pair occurrences), "log" (1 + log count) or "binary"
     readout: bool = True  # add the graph readout score (urllm/models/readout.py)
-    readout_window: int = 3  # recent items whose graph edges the readout follows
+    readout_window: int = 10  # recent items whose graph edges the readout follows
     readout_neighbors: int = 30  # strongest edges kept per item for the readout
-    negatives: int = 0  # 0: full softmax over the label's domain; N: sampled softmax with N shared uniform negatives
+    negatives: int = 1024  # N: sampled softmax with N shared uniform negatives (CPU-sized); 0: full softmax over the label's domain
 
     def validate(self) -> None:
         checks = {
