@@ -1,0 +1,144 @@
+"""Prompt budget, title trie, beam search, refinement and the generation variants, on a
+tiny random LM (fast; no shipped weights)."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.llm_fixtures import tiny_lm, tiny_tokenizer
+from urllm.data import load_dataset
+from urllm.llm.beam import beam_search
+from urllm.llm.generate import GenerationConfig, Generator, complete, flag_outputs
+from urllm.llm.prompt import SECTIONS, PromptBuilder, PromptConfig, PromptTooLong
+from urllm.llm.refine import TitleIndex, normalize_title, refine
+from urllm.llm.trie import TitleTrie
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return load_dataset("synthetic?n_users=60")
+
+
+@pytest.fixture(scope="module")
+def tok(ds):
+    return tiny_tokenizer(ds.item_titles + ["You recommend products Similar user bought This user Answer"])
+
+
+@pytest.fixture(scope="module")
+def lm(tok):
+    return tiny_lm(tok)
+
+
+# ---- prompt -------------------------------------------------------------------------
+def test_prompt_sections_and_token_counts(ds, tok):
+    ex = ds.splits["test"][0]
+    neighbor = ds.users[ds.splits["train"][0].user].items
+    p = PromptBuilder(ds, tok, PromptConfig(max_tokens=4000)).build(ex.history, ex.domain, [neighbor])
+    assert set(p.sections) == set(SECTIONS)
+    assert ds.item_titles[int(ex.history[-1])] in p.sections["history"]
+    assert ds.item_titles[int(neighbor[-1])] in p.sections["neighbors"]
+    assert f"new {ds.domains[ex.domain]} item" in p.sections["question"]
+    assert p.n_tokens == len(tok(p.text, add_special_tokens=False)["input_ids"])
+    assert all(p.tokens[s] > 0 for s in SECTIONS)
+    assert p.dropped == {"history": 0, "neighbors": 0}
+
+
+def test_prompt_budget_drops_oldest_neighbor_items_first_then_history(ds, tok):
+    ex = max(ds.splits["test"], key=lambda e: len(e.history))
+    neighbor = ds.users[0].items
+    full = PromptBuilder(ds, tok, PromptConfig(max_tokens=10_000)).build(ex.history, ex.domain, [neighbor])
+    tight = PromptBuilder(ds, tok, PromptConfig(max_tokens=full.n_tokens - 20)).build(ex.history, ex.domain, [neighbor])
+    assert tight.n_tokens <= full.n_tokens - 20
+    assert tight.dropped["neighbors"] > 0 and tight.dropped["history"] == 0
+    assert ds.item_titles[int(neighbor[-1])] in tight.sections["neighbors"]  # newest kept
+    bare = PromptBuilder(ds, tok, PromptConfig(max_tokens=10_000)).build(ex.history[-1:], ex.domain, [])
+    tighter = PromptBuilder(ds, tok, PromptConfig(max_tokens=bare.n_tokens + 3)).build(ex.history, ex.domain, [neighbor])
+    assert tighter.kept["neighbors"] == 0 and tighter.kept["history"] >= 1
+    assert ds.item_titles[int(ex.history[-1])] in tighter.sections["history"]
+    with pytest.raises(PromptTooLong, match="budget"):
+        PromptBuilder(ds, tok, PromptConfig(max_tokens=bare.n_tokens - 1)).build(ex.history, ex.domain, [neighbor])
+
+
+def test_prompt_for_user_without_history_or_neighbors(ds, tok):
+    p = PromptBuilder(ds, tok).build(np.array([], dtype=np.int64), 0, None)
+    assert "nothing yet" in p.sections["history"] and p.sections["neighbors"] == ""
+
+
+# ---- trie and beam search ----------------------------------------------------------
+def test_trie_handles_shared_prefixes_and_identical_titles():
+    trie = TitleTrie([[5, 6], [5, 6, 7], [5, 6], []], [10, 11, 12, 13], eos_id=0)
+    node = trie.node([5, 6])
+    assert sorted(TitleTrie.allowed(node)) == [0, 7]  # end here, or continue to the longer title
+    assert TitleTrie.items(trie.node([5, 6, 0])) == [10, 12]
+    assert trie.skipped == [13] and trie.n_titles == 3
+    assert TitleTrie.allowed(trie.node([9])) == []
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), domain=st.sampled_from([0, 1]))
+def test_every_constrained_output_is_an_in_domain_title(ds, tok, seed, domain):
+    model = tiny_lm(tok, seed=seed)  # random weights: random logits
+    items = ds.items_of(domain).tolist()
+    trie = TitleTrie.from_items(tok, [ds.item_titles[i] for i in items], items)
+    prompt = tok("This user bought", add_special_tokens=False)["input_ids"]
+    hyps = beam_search(model, prompt, tok.eos_token_id, num_beams=4, max_new_tokens=30, trie=trie)
+    assert hyps, "constrained search must finish titles"
+    titles = {ds.item_titles[i] for i in items}
+    for h in hyps:
+        assert h.items and all(ds.item_domain[i] == domain for i in h.items)
+        assert tok.decode(h.tokens) in titles
+
+
+def test_beam_search_scores_sorted_and_shared_prefill_matches_plain_forward(tok, lm):
+    prompt = tok("This user bought crimson brush 0", add_special_tokens=False)["input_ids"]
+    hyps = beam_search(lm, prompt, tok.eos_token_id, num_beams=3, max_new_tokens=5)
+    assert len(hyps) == 3 and [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+    # the best greedy-continuation token of beam search equals argmax of a plain forward pass
+    greedy = beam_search(lm, prompt, tok.eos_token_id, num_beams=1, max_new_tokens=3)[0].tokens
+    ids = list(prompt)
+    for _ in range(len(greedy)):
+        ids.append(int(lm(torch.tensor([ids])).logits[0, -1].argmax()))
+    assert greedy == ids[len(prompt):len(prompt) + len(greedy)]
+
+
+# ---- refinement and variants -------------------------------------------------------
+def test_refine_falls_back_when_grounding_leaves_the_domain(ds):
+    a_item, b_item = int(ds.items_of(0)[0]), int(ds.items_of(1)[0])
+    fallback = ds.items_of(0)[5:10].tolist()
+    items, fell = refine([a_item, b_item], ds.item_domain, 0, fallback, m=5)
+    assert fell and items == fallback
+    items, fell = refine([a_item, a_item, None], ds.item_domain, 0, fallback, m=5)
+    assert not fell and items == [a_item]
+    assert refine([None], ds.item_domain, 0, fallback)[1]  # nothing grounded: fall back
+
+
+def test_title_index_matches_exactly_and_grounds_free_text(ds):
+    index = TitleIndex(ds)
+    title = ds.item_titles[7]
+    assert index.match(title.upper() + "!") == 7
+    assert index.match("no such product") is None
+    assert index.ground([title + " deluxe edition", "###"]) == [7, None]
+    assert normalize_title("  Red-Pen,  Blue ") == "red pen blue"
+
+
+def test_complete_and_flags(ds):
+    assert complete([3, None, 3, 5], [5, 6, 7], k=4) == [3, 5, 6, 7]
+    a = int(ds.items_of(0)[0])
+    b = int(ds.items_of(1)[0])
+    flags = flag_outputs(["x", "y", "z", "w"], [a, b, None, a], ds.item_domain, 0)
+    assert [(f.valid, f.in_domain, f.duplicate) for f in flags] == [(True, True, False), (True, False, False), (False, False, False), (True, True, True)]
+
+
+def test_generator_runs_every_variant(ds, tok, lm):
+    ex = ds.splits["test"][0]
+    prompt = PromptBuilder(ds, tok).build(ex.history, ex.domain, [])
+    fallback = ds.items_of(ex.domain)[::-1].tolist()
+    gen = Generator(lm, tok, ds, GenerationConfig(num_beams=3, max_new_tokens=12, top_k=20, candidates=8))
+    out = gen.run(prompt.text, ex.domain, fallback)
+    assert set(out) == {"free", "constrained", "candidates", "refined"}
+    for g in out.values():
+        assert len(g.ranking) == 20 and len(set(g.ranking)) == 20
+    assert all(o.valid and o.in_domain for o in out["constrained"].outputs)
+    assert all(o.item in fallback[:8] for o in out["candidates"].outputs)
+    assert all(ds.item_domain[i] == ex.domain for i in out["refined"].ranking)

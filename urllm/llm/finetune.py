@@ -1,0 +1,151 @@
+"""LoRA fine-tuning of the base LM on (prompt -> target title) pairs (URLLM step 4).
+
+The loss covers the answer tokens only, and the LM head runs only at those positions:
+with a 49k vocabulary the full-sequence head would be a large share of the cost. The
+adapter is saved with peft's `save_pretrained` (atomically: temp folder, then rename),
+with the loss curve beside it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model
+from tqdm.auto import tqdm
+
+from urllm.io import atomic_write_json
+from urllm.seed import seed_everything
+
+
+@dataclass
+class LoraTrainConfig:
+    r: int = 8  # LoRA rank
+    alpha: int = 16  # LoRA scaling numerator
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    steps: int = 60  # optimizer steps
+    batch_size: int = 4  # examples per step
+    lr: float = 3e-4
+    warmup: int = 5  # linear warm-up steps, then cosine decay
+    seed: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        for name, ok in {"r": self.r >= 1, "alpha": self.alpha >= 1, "steps": self.steps >= 1,
+                         "batch_size": self.batch_size >= 1, "lr": self.lr > 0, "dropout": 0 <= self.dropout < 1}.items():
+            if not ok:
+                raise ValueError(f"LoraTrainConfig.{name}={getattr(self, name)!r} is out of range")
+
+
+@dataclass
+class TrainExample:
+    prompt_ids: list[int]
+    answer_ids: list[int]  # target title tokens + eos
+
+
+def encode_example(tokenizer, prompt_text: str, answer: str) -> TrainExample:
+    prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return TrainExample(prompt, answer_ids)
+
+
+def collate(batch: list[TrainExample], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """input ids [B, T] (right-padded), attention mask [B, T], labels [B, T] (-100 off the answer).
+    Labels are aligned with the position that PREDICTS them (shifted already)."""
+    width = max(len(e.prompt_ids) + len(e.answer_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    for row, e in enumerate(batch):
+        seq = e.prompt_ids + e.answer_ids
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+        start = len(e.prompt_ids)
+        labels[row, start - 1 : len(seq) - 1] = torch.tensor(e.answer_ids)  # position t predicts token t+1
+    return ids, mask, labels
+
+
+def answer_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over answer tokens; the LM head runs only where labels are."""
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    where = labels != -100
+    logits = base.get_output_embeddings()(hidden[where])
+    return F.cross_entropy(logits.float(), labels[where]), int(where.sum())
+
+
+def add_lora(model, cfg: LoraTrainConfig):
+    cfg.validate()
+    lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
+                      task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainConfig, ddp_wrap=None) -> dict:
+    """Fine-tune `model` (already wrapped with add_lora) in place; returns the loss curve
+    and throughput. `ddp_wrap`, when given, wraps the model for distributed training."""
+    if not examples:
+        raise ValueError("no training examples for the LoRA stage")
+    seed_everything(cfg.seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0)
+
+    def schedule(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    runner = ddp_wrap(model) if ddp_wrap else model
+    generator = torch.Generator().manual_seed(cfg.seed)
+    order = torch.randperm(len(examples), generator=generator).tolist()
+    curve, tokens_seen, start = [], 0, time.perf_counter()
+    model.train()
+    for step in tqdm(range(cfg.steps), desc="lora", disable=not cfg.progress):
+        picks = [order[(step * cfg.batch_size + j) % len(order)] for j in range(cfg.batch_size)]
+        ids, mask, labels = collate([examples[i] for i in picks], tokenizer.pad_token_id)
+        loss, n_answer = answer_loss(runner if ddp_wrap is None else runner.module, ids, mask, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        scheduler.step()
+        tokens_seen += int(mask.sum())
+        curve.append({"step": step + 1, "loss": float(loss.detach()), "answer_tokens": n_answer,
+                      "lr": scheduler.get_last_lr()[0]})
+    model.eval()
+    seconds = time.perf_counter() - start
+    return {"curve": curve, "seconds": seconds, "tokens": tokens_seen, "tokens_per_s": tokens_seen / max(seconds, 1e-9),
+            "config": asdict(cfg)}
+
+
+def save_adapter(model: PeftModel, out_dir: Path, report: dict) -> None:
+    """save_pretrained into a temp folder, then swap it into place."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    atomic_write_json(tmp / "training.json", report)
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_adapter(base_model, adapter_dir: Path) -> PeftModel:
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json (not a saved LoRA adapter)")
+    return PeftModel.from_pretrained(base_model, str(adapter_dir)).eval()
+
+
+def read_report(adapter_dir: Path) -> dict:
+    return json.loads((Path(adapter_dir) / "training.json").read_text())
