@@ -206,6 +206,7 @@ def test_export_writes_vectors_rankings_and_reloadable_weights(synthetic, tmp_pa
     vectors = load_file(tmp_path / "stage1_vectors.safetensors")
     for split in ("train", "valid", "test"):
         assert vectors[f"users_{split}"].shape == (len(synthetic.splits[split]), 2, 16)
+        assert vectors[f"users_mixed_{split}"].shape == (len(synthetic.splits[split]), 16)
     assert vectors["items"].shape == (synthetic.n_items, 16)
     top = load_file(tmp_path / "stage1_rankings.safetensors")["test_top"]
     assert top.shape == (len(synthetic.splits["test"]), 50)

@@ -217,13 +217,16 @@ class DualGraphModel(nn.Module):
     def user_states(self, mixed: torch.Tensor, per_domain: list, d: int) -> torch.Tensor:
         return mixed if per_domain[d] is None else mixed + per_domain[d]
 
-    def user_vectors(self, seq: torch.Tensor, lengths: torch.Tensor, tables: ItemTables | None = None) -> torch.Tensor:
-        """[B, 2, d]: the user's vector for target domain A and B after their last item."""
+    def user_vectors(
+        self, seq: torch.Tensor, lengths: torch.Tensor, tables: ItemTables | None = None, with_mixed: bool = False
+    ):
+        """[B, 2, d]: the user's vector for target domain A and B after their last item
+        (and, with_mixed, also [B, d]: the mixed thread alone, for the retrieval ablation)."""
         tables = tables or self.item_tables()
         mixed, per_domain = self.encode(seq, tables)
         idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, mixed.size(-1))
-        out = [self.user_states(mixed, per_domain, d).gather(1, idx).squeeze(1) for d in (0, 1)]
-        return torch.stack(out, dim=1)
+        out = torch.stack([self.user_states(mixed, per_domain, d).gather(1, idx).squeeze(1) for d in (0, 1)], dim=1)
+        return (out, mixed.gather(1, idx).squeeze(1)) if with_mixed else out
 
     def score_domain(self, vectors: torch.Tensor, d: int, tables: ItemTables) -> torch.Tensor:
         """[B, n_items_of_d] dot-product scores of domain d's items (columns in domain_items(d) order)."""

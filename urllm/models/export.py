@@ -4,7 +4,8 @@
 - `stage1_vectors.safetensors`: `items` [N, d] (the mixed item table the user vectors
   score against), and per split `users_<split>` [n_lines, 2, d], the domain-specific
   user vector (paper Eq. 14) after each line's history for target domain A and B
-  (rows in the split's line order);
+  (rows in the split's line order), and `users_mixed_<split>` [n_lines, d], the mixed
+  thread alone (the retrieval ablation);
 - `stage1_rankings.safetensors`: `test_top` [n_test_lines, top_n], each test line's
   best `top_n` items of its target domain, best first (the refinement fallback and
   the candidate list of the constrained decoder).
@@ -45,8 +46,10 @@ def export_stage1(model: DualGraphModel, dataset: Dataset, run_dir: Path, top_n:
     vectors = {"items": scorer.tables.mixed[: model.n_items]}
     for split in SPLITS:
         histories = [ex.history for ex in dataset.splits.get(split, [])]
-        parts = [scorer.vectors(histories[s : s + batch_size]) for s in range(0, len(histories), batch_size)]
-        vectors[f"users_{split}"] = torch.cat(parts) if parts else torch.zeros(0, 2, model.cfg.dim)
+        parts = [scorer.vectors(histories[s : s + batch_size], True) for s in range(0, len(histories), batch_size)]
+        d = model.cfg.dim
+        vectors[f"users_{split}"] = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0, 2, d)
+        vectors[f"users_mixed_{split}"] = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, d)
     _, _, top = rank_examples(scorer, dataset, dataset.splits["test"], batch_size, top_n=top_n)
     paths = [run_dir / "stage1_vectors.safetensors", run_dir / "stage1_rankings.safetensors"]
     atomic_save_tensors(paths[0], vectors)

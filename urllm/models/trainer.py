@@ -53,10 +53,10 @@ class SequenceScorer:
         with torch.no_grad():
             self.tables: ItemTables = model.item_tables()
 
-    def vectors(self, histories: list[np.ndarray]) -> torch.Tensor:
+    def vectors(self, histories: list[np.ndarray], with_mixed: bool = False):
         seq, lengths = pad_histories(histories, self.model.cfg.max_len, self.model.n_items)
         with torch.no_grad():
-            return self.model.user_vectors(seq, lengths, self.tables)
+            return self.model.user_vectors(seq, lengths, self.tables, with_mixed)
 
     def scores(self, histories: list[np.ndarray], domain: int) -> torch.Tensor:
         seq, lengths = pad_histories(histories, self.model.cfg.max_len, self.model.n_items)

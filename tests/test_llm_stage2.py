@@ -1,0 +1,68 @@
+"""Stage 2 end to end on synthetic data: stage-1 vectors -> neighbours -> prompts -> LoRA
+-> every generation variant -> metrics, with a tiny random LM."""
+import numpy as np
+import pytest
+import torch
+
+from tests.llm_fixtures import tiny_lm, tiny_tokenizer
+from urllm.data import load_dataset
+from urllm.llm.finetune import LoraTrainConfig, add_lora, train_lora
+from urllm.llm.generate import GenerationConfig, Generator
+from urllm.llm.prompt import PromptBuilder, PromptConfig
+from urllm.llm.stage2 import Neighbours, Stage2Config, evaluate_lines, sample_lines, training_examples
+from urllm.models.dual_graph import DualGraphConfig, DualGraphModel
+from urllm.models.export import export_stage1
+from urllm.models.graphs import build_graphs
+from urllm.models.sequences import graph_sequences
+from urllm.models.trainer import FitConfig, fit
+from urllm.retrieval import RetrievalConfig
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    ds = load_dataset("synthetic?n_users=80")
+    torch.manual_seed(0)
+    graphs = build_graphs(graph_sequences(ds.splits["train"]), ds.item_domain, ds.item_attributes)
+    model = DualGraphModel(DualGraphConfig(dim=16, n_blocks=1, max_len=12), torch.from_numpy(ds.item_domain), graphs)
+    fit(model, ds, FitConfig(epochs=2, batch_size=16, progress=False))
+    out = tmp_path_factory.mktemp("run")
+    export_stage1(model, ds, out, top_n=30)
+    from safetensors.torch import load_file
+
+    return ds, load_file(out / "stage1_vectors.safetensors"), load_file(out / "stage1_rankings.safetensors")["test_top"]
+
+
+@pytest.mark.parametrize("vector", ["domain", "mixed"])
+def test_neighbours_never_include_the_user(stage1, vector):
+    ds, vectors, _ = stage1
+    nb = Neighbours(ds, vectors, RetrievalConfig(vector=vector))
+    for line in range(0, len(ds.splits["train"]), 7):
+        found = nb.query("train", line, 3)
+        assert len(found) == 3 and ds.splits["train"][line].user not in [u for u, _ in found]
+        assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+    assert nb.query("test", 0, 0) == []
+
+
+def test_stage2_end_to_end_with_tiny_lm(stage1):
+    ds, vectors, test_top = stage1
+    tok = tiny_tokenizer(ds.item_titles + ["You recommend products Similar user bought This user Answer"])
+    cfg = Stage2Config(k=1, train_lines=6, eval_lines=3, prompt=PromptConfig(max_tokens=2000),
+                       lora=LoraTrainConfig(r=2, alpha=4, steps=3, batch_size=2, progress=False, target_modules=["q_proj"]),
+                       generation=GenerationConfig(num_beams=2, max_new_tokens=10, top_k=20, candidates=10))
+    nb = Neighbours(ds, vectors, cfg.retrieval)
+    builder = PromptBuilder(ds, tok, cfg.prompt)
+    examples = training_examples(ds, builder, nb, cfg)
+    assert len(examples) == 6 and all(e.answer_ids[-1] == tok.eos_token_id for e in examples)
+    model = add_lora(tiny_lm(tok), cfg.lora)
+    report = train_lora(model, tok, examples, cfg.lora)
+    assert len(report["curve"]) == 3
+    lines = sample_lines(len(ds.splits["test"]), cfg.eval_lines, cfg.seed)
+    assert lines == sample_lines(len(ds.splits["test"]), cfg.eval_lines, cfg.seed)  # same lines every time
+    metrics, results = evaluate_lines(ds, Generator(model, tok, ds, cfg.generation), builder, nb, test_top, lines, cfg.k)
+    assert set(metrics) == {"dual_graph", "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined"}
+    for name, m in metrics.items():
+        assert m["n_test_lines"] == 3
+        assert all(0 <= v <= 1 for v in m["overall"].values() if not isinstance(v, int))
+    assert metrics["urllm_constrained"]["overall"]["ood_rate"] == 0.0
+    assert metrics["urllm_constrained"]["overall"]["valid_rate"] == 1.0
+    assert all(len(r.neighbours) == 1 and r.prompt_tokens["neighbors"] > 0 for r in results)
