@@ -25,6 +25,7 @@ from urllm.data import load_dataset  # noqa: E402
 from urllm.evaluation import evaluate  # noqa: E402
 from urllm.metrics import METRIC_NAMES  # noqa: E402
 from urllm.models.dual_graph import DualGraphConfig, DualGraphModel, ablation_config, sasrec_config  # noqa: E402
+from urllm.models.export import export_stage1, save_model  # noqa: E402
 from urllm.models.graphs import build_graphs  # noqa: E402
 from urllm.models.popularity import Popularity  # noqa: E402
 from urllm.models.sequences import graph_sequences  # noqa: E402
@@ -53,6 +54,7 @@ def main() -> int:
     parser.add_argument("--methods", nargs="+", default=["pop", *MODELS], choices=["pop", *MODELS])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--export", default="", help="save the dual-graph model and its exports here (for stage 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -72,6 +74,11 @@ def main() -> int:
             fit_s = result.seconds
             print(f"{method}: best valid epoch {result.best_epoch} of {len(result.history)}, valid MRR {result.best_valid['overall']['MRR']:.4f}")
             scorer = SequenceScorer(model)
+            if method == "dual_graph" and args.export:
+                export_dir = Path(args.export)
+                save_model(model, export_dir, method)
+                export_stage1(model, dataset, export_dir)
+                print(f"exported to {export_dir}")
         t1 = time.perf_counter()
         results[method] = evaluate(scorer, dataset, "test")
         times[method] = (fit_s, time.perf_counter() - t1)

@@ -142,3 +142,49 @@ def test_generator_runs_every_variant(ds, tok, lm):
     assert all(o.valid and o.in_domain for o in out["constrained"].outputs)
     assert all(o.item in fallback[:8] for o in out["candidates"].outputs)
     assert all(ds.item_domain[i] == ex.domain for i in out["refined"].ranking)
+
+
+def test_prompt_longer_than_context_is_refused(ds, tok):
+    model = tiny_lm(tok)
+    model.config.max_position_embeddings = 20
+    ex = ds.splits["test"][0]
+    prompt = PromptBuilder(ds, tok, PromptConfig(max_tokens=4000)).build(ex.history, ex.domain, [])
+    with pytest.raises(PromptTooLong, match="context of 20"):
+        Generator(model, tok, ds, GenerationConfig(num_beams=2, max_new_tokens=5)).run(prompt.text, ex.domain, [])
+
+
+def test_empty_generation_falls_back_to_the_dual_graph_ranking(ds, tok):
+    class EosFirst(torch.nn.Module):  # every free answer ends at once: an empty text
+        def __init__(self):
+            super().__init__()
+            self.lm = tiny_lm(tok)
+            self.config = self.lm.config
+
+        def forward(self, *args, **kwargs):
+            out = self.lm(*args, **kwargs)
+            out.logits[..., tok.eos_token_id] += 100.0
+            return out
+
+    model = EosFirst()
+    ex = ds.splits["test"][0]
+    fallback = ds.items_of(ex.domain)[:25].tolist()
+    out = Generator(model, tok, ds, GenerationConfig(num_beams=2, max_new_tokens=5, top_k=20)).run(
+        "This user bought", ex.domain, fallback, variants=("free", "refined"))
+    best = out["free"].outputs[0]
+    assert best.text == "" and not best.valid and best.item is None  # the empty answer ranks first
+    valid = [o.item for o in out["free"].outputs if o.valid]
+    assert out["free"].ranking == complete(valid, fallback, 20)  # the rest comes from the dual-graph ranking
+    refined = out["refined"]
+    assert len(refined.ranking) == 20
+    if refined.fell_back:
+        assert refined.ranking == fallback[:20]
+
+
+def test_odd_titles_are_generated_exactly(ds, tok):
+    odd = ["mouse pad 36”x12”x 20  black", "ÉCOLE  café — crayons", "x"]
+    trie = TitleTrie.from_items(tok, odd, [101, 102, 103])
+    model = tiny_lm(tok, seed=3)
+    prompt = tok("This user bought", add_special_tokens=False)["input_ids"]
+    hyps = beam_search(model, prompt, tok.eos_token_id, num_beams=3, max_new_tokens=60, trie=trie)
+    assert sorted(i for h in hyps for i in h.items) == [101, 102, 103]
+    assert {tok.decode(h.tokens) for h in hyps} == set(odd)  # byte-level BPE round-trips exactly

@@ -31,8 +31,10 @@ def beam_search(
     max_new_tokens: int = 48,
     trie: TitleTrie | None = None,
     length_penalty: float = 1.0,
+    stats: dict | None = None,
 ) -> list[Hypothesis]:
-    """Up to `num_beams` finished hypotheses, best first."""
+    """Up to `num_beams` finished hypotheses, best first. `stats`, if given, receives the
+    number of decoding steps run."""
     device = next(model.parameters()).device
     out = model(torch.tensor([prompt_ids], device=device), use_cache=True)
     cache, logits = out.past_key_values, out.logits[:, -1]
@@ -40,6 +42,7 @@ def beam_search(
     nodes = [trie.root] if trie is not None else [None]
     scores = torch.zeros(1, device=device)
     finished: list[Hypothesis] = []
+    step = -1
     for step in range(max_new_tokens):
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         if trie is not None:
@@ -88,5 +91,7 @@ def beam_search(
         cache, logits = out.past_key_values, out.logits[:, -1]
     if not finished and trie is None:  # no eos within max_new_tokens: keep the live beams
         finished = [Hypothesis(t, float(s) / max(1, len(t)) ** length_penalty, []) for t, s in zip(beams, scores.tolist())]
+    if stats is not None:
+        stats["steps"] = step + 1
     finished.sort(key=lambda h: h.score, reverse=True)
     return finished[:num_beams]

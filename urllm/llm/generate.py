@@ -18,6 +18,7 @@ import numpy as np
 
 from urllm.data.dataset import Dataset
 from urllm.llm.beam import beam_search
+from urllm.llm.prompt import PromptTooLong
 from urllm.llm.refine import TitleIndex, refine
 from urllm.llm.trie import TitleTrie
 
@@ -101,6 +102,12 @@ class Generator:
     def run(self, prompt_text: str, domain: int, dual_graph_ranking: list[int], variants=VARIANTS) -> dict[str, Generation]:
         c, ds = self.cfg, self.dataset
         prompt_ids = self.tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        context = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if context and len(prompt_ids) + c.max_new_tokens > context:
+            raise PromptTooLong(
+                f"prompt of {len(prompt_ids)} tokens + {c.max_new_tokens} new tokens exceeds the model's context of"
+                f" {context}: lower PromptConfig.max_tokens"
+            )
         fallback = [int(i) for i in dual_graph_ranking]
         out: dict[str, Generation] = {}
         if "free" in variants or "refined" in variants:
