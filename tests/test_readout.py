@@ -64,3 +64,13 @@ def test_readout_parameters_get_gradients():
     out = r.over_columns(torch.tensor([[1, 0]]), None, torch.tensor([0, 1, 2, -1]), 3).sum()
     out.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in (r.recency, r.scale, r.log_alpha))
+
+
+def test_tied_neighbours_are_not_chosen_by_id_order():
+    # item 0 has 40 neighbours with the same count: which 5 are kept must not follow id order
+    g = graph_of({(0, j): 1.0 for j in range(1, 41)})
+    nbr, _ = top_neighbors(g, n_items=41, k=5)
+    kept = nbr[0].tolist()
+    assert len(set(kept)) == 5 and set(kept) <= set(range(1, 41))
+    assert kept != list(range(1, 6)) and kept != list(range(36, 41)) and kept != sorted(kept)
+    assert top_neighbors(g, n_items=41, k=5)[0][0].tolist() == kept  # seeded: repeatable

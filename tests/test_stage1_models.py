@@ -217,3 +217,16 @@ def test_export_writes_vectors_rankings_and_reloadable_weights(synthetic, tmp_pa
     scores = SequenceScorer(reloaded).scores([ex.history], ex.domain)[0]
     assert synthetic.items_of(ex.domain)[int(scores.argmax())] == top[0, 0]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_user_with_one_domain_only_gets_finite_vectors_for_both_domains():
+    torch.manual_seed(0)
+    model = model_for(hand_dataset(), DualGraphConfig(**TINY)).eval()
+    scorer = SequenceScorer(model)
+    only_a = np.array([0, 1, 2, 0])
+    vectors = scorer.vectors([only_a])
+    assert torch.isfinite(vectors).all()
+    # no B item: the B thread contributes nothing, so the B vector is the mixed state alone
+    _, mixed = scorer.vectors([only_a], with_mixed=True)
+    assert torch.allclose(vectors[0, 1], mixed[0], atol=1e-6)
+    assert torch.isfinite(scorer.scores([only_a], 1)).all()

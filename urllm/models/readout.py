@@ -22,7 +22,12 @@ def top_neighbors(graph: Graph, n_items: int, k: int) -> tuple[torch.Tensor, tor
     """[N+1, k] neighbour ids (pad = n_items) and counts (0 for pad), strongest first."""
     src, dst = graph.edge_index
     weight = graph.weight
-    order = torch.argsort(src * (weight.max() + 1) - weight, stable=True)  # by source, heaviest first
+    # Heaviest first; ties in weight broken by a seeded random key, never by item id
+    # (ids carry no meaning, and on Art-Office neighbouring ids are a known leak).
+    tie = torch.rand(len(src), generator=torch.Generator().manual_seed(0))
+    order = torch.argsort(tie)
+    order = order[torch.argsort(-weight[order], stable=True)]
+    order = order[torch.argsort(src[order], stable=True)]
     src, dst, weight = src[order], dst[order], weight[order]
     starts = torch.searchsorted(src, torch.arange(n_items))
     rank = torch.arange(len(src)) - starts[src]
