@@ -1,69 +1,64 @@
-"""Build a URLLM Studio run: data -> models -> evaluation -> artifacts the app reads.
+"""Build a URLLM Studio run: data -> stage-1 models -> retrieval -> LoRA -> generation ->
+evaluation -> projections, all under one folder the app reads.
 
-    python train.py --dataset movielens --out artifacts/demo
+    python train.py --profile tiny --out artifacts/tiny            # synthetic data, tiny random LM (tests)
+    python train.py --out artifacts/demo                            # the demo profile: MovieLens, SmolLM2
     python train.py --dataset urllm:../shared/data/amazon-art-office --out artifacts/art-office
+    python train.py --out artifacts/demo --set dual_graph.dim=32 --set llm.eval_lines=20
 
-Stages land one issue at a time; today the run holds the data stage: the dataset's
-figures (`dataset.json`) and a manifest with the resolved config, versions and file
-hashes. The model, retrieval, LLM and evaluation stages come next (issues 3-5).
+Every stage is resumable: rerun the same command and finished stages whose config and
+inputs are unchanged are reused. A folder holding a run with another config is refused
+unless --force. See urllm/config.py for every field and its default.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
-
-from urllm.data import DataError, load_dataset
-from urllm.io import atomic_write_json
-from urllm.manifest import file_record, new_manifest, read_manifest, write_manifest
 
 ROOT = Path(__file__).resolve().parent
 
 
-@dataclass
-class TrainConfig:
-    dataset: str = "movielens"  # dataset spec, see `python -m urllm.data describe --help`
-    out: str = "artifacts/demo"  # run folder
-    seed: int = 0  # seed of every random choice
+def parse_args(argv):
+    from urllm.config import PROFILES
 
-
-def run_data_stage(cfg: TrainConfig, run_dir: Path, manifest: dict) -> None:
-    start = time.perf_counter()
-    dataset = load_dataset(cfg.dataset)
-    figures = dataset.describe()
-    atomic_write_json(run_dir / "dataset.json", figures)
-    seconds = time.perf_counter() - start
-    manifest["dataset"] = {"spec": cfg.dataset, "describe": figures}
-    manifest["stages"] = [s for s in manifest["stages"] if s["name"] != "data"] + [
-        {"name": "data", "seconds": round(seconds, 3), "files": [file_record(run_dir / "dataset.json", run_dir)]}
-    ]
-    write_manifest(run_dir, manifest)
-    print(f"[data] {figures['n_users']:,} users, {figures['n_interactions']:,} interactions, splits {figures['splits']} ({seconds:.1f} s)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="demo", help=f"one of {sorted(PROFILES)} (default demo)")
+    parser.add_argument("--dataset", help="dataset spec; overrides the profile's (python -m urllm.data describe SPEC)")
+    parser.add_argument("--out", required=True, help="run folder, e.g. artifacts/demo")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a config field by dotted path, e.g. fit.epochs=5 (repeatable)")
+    parser.add_argument("--force", action="store_true", help="replace a run made with another config")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(TrainConfig):
-        parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default)
-    cfg = TrainConfig(**vars(parser.parse_args(argv)))
-    run_dir = Path(cfg.out)
-    config = dataclasses.asdict(cfg)
-    manifest = new_manifest(config, ROOT)
-    if (run_dir / "manifest.json").exists():
-        old = read_manifest(run_dir)
-        if old.get("config") != config:
-            print(f"error: {run_dir} holds a run with another config; pick another --out", file=sys.stderr)
-            return 2
-        manifest = old
+    args = parse_args(argv)
+    from urllm.config import resolve, to_dict
+    from urllm.data import DataError
+    from urllm.pipeline import run_pipeline
+    from urllm.run import Run, RunRefused
+
     try:
-        run_data_stage(cfg, run_dir, manifest)
+        overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + args.set
+        cfg = resolve(args.profile, overrides)
+        config = to_dict(cfg) | {"profile": args.profile}
+        run = Run(Path(args.out), config, ROOT, force=args.force)
+    except (ValueError, RunRefused) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        metrics = run_pipeline(cfg, run)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"run written to {run_dir} (data stage only: model stages arrive with issues 3-5)")
+    except OSError as err:
+        print(f"error: writing the run in {run.dir} failed ({err}); the run stays marked incomplete", file=sys.stderr)
+        return 1
+    print(run.timing_table())
+    print(json.dumps({m: round(v["overall"]["HR@10"], 4) for m, v in metrics.items()}))
+    print(f"run complete: {run.dir}")
     return 0
 
 

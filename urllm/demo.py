@@ -1,8 +1,9 @@
-"""`make demo`: build the default run on the embedded MovieLens data if it is missing,
-then start the app on 127.0.0.1."""
+"""`make demo`: build (or finish) the demo-profile run on the embedded MovieLens data if it
+is not complete, then start the app on 127.0.0.1."""
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +14,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", default="artifacts/demo")
-    parser.add_argument("--dataset", default="movielens")
+    parser.add_argument("--profile", default="demo")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", default="8501")
     args = parser.parse_args()
     run = ROOT / args.run
-    if not (run / "manifest.json").exists():
-        print(f"building the demo run in {run} ...", flush=True)
-        code = subprocess.call([sys.executable, "train.py", "--dataset", args.dataset, "--out", str(run)], cwd=ROOT)
+    manifest = run / "manifest.json"
+    if not manifest.exists() or not json.loads(manifest.read_text()).get("complete"):
+        print(f"building (or resuming) the {args.profile} run in {run} ...", flush=True)
+        code = subprocess.call([sys.executable, "train.py", "--profile", args.profile, "--out", str(run)], cwd=ROOT)
         if code:
             return code
     print(f"starting the app on http://{args.host}:{args.port}", flush=True)

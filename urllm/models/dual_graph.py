@@ -13,6 +13,7 @@ an InfoNCE alignment between graph and attribute embeddings of the same item.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -70,15 +71,20 @@ class DualGraphConfig:
                 raise ValueError(f"DualGraphConfig.{name}={getattr(self, name)!r} is out of range")
 
 
-def sasrec_config(**overrides) -> DualGraphConfig:
-    """SASRec: one causal encoder over plain item embeddings of the mixed sequence."""
-    base = dict(use_graph=False, use_attributes=False, domain_encoders=False, infomax_weight=0.0, align_weight=0.0, readout=False)
-    return DualGraphConfig(**(base | overrides))
+SASREC_SWITCHES = dict(use_graph=False, use_attributes=False, domain_encoders=False, infomax_weight=0.0,
+                       align_weight=0.0, readout=False)
+ABLATION_SWITCHES = dict(use_graph=False, use_attributes=False, align_weight=0.0, readout=False)
 
 
-def ablation_config(**overrides) -> DualGraphConfig:
-    """The dual-graph model with the graphs and the alignment term switched off."""
-    return DualGraphConfig(**(dict(use_graph=False, use_attributes=False, align_weight=0.0, readout=False) | overrides))
+def sasrec_config(**fields) -> DualGraphConfig:
+    """SASRec: one causal encoder over plain item embeddings of the mixed sequence (the
+    switches win over `fields`; sizes and training knobs are shared)."""
+    return dataclasses.replace(DualGraphConfig(**fields), **SASREC_SWITCHES)
+
+
+def ablation_config(**fields) -> DualGraphConfig:
+    """The dual-graph model with the graphs (readout included) and the alignment term off."""
+    return dataclasses.replace(DualGraphConfig(**fields), **ABLATION_SWITCHES)
 
 
 class CausalEncoder(nn.Module):

@@ -1,0 +1,103 @@
+"""train.py end to end on the tiny profile: every method in the manifest, files hashed,
+resume after a kill, refusal of another config, clear errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from urllm.config import resolve, set_field
+from urllm.manifest import file_record
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = {"pop", "sasrec", "dual_graph", "dual_graph_no_graph", "urllm_free", "urllm_constrained",
+           "urllm_candidates", "urllm_refined"}
+
+
+def train(out: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "train.py", "--profile", "tiny", "--out", str(out), *extra], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    start = time.perf_counter()
+    done = train(out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, done, time.perf_counter() - start
+
+
+def test_tiny_run_manifest_has_every_method_and_hashed_files(tiny_run):
+    out, done, seconds = tiny_run
+    assert seconds < 180, f"tiny profile took {seconds:.0f} s"
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["complete"] is True and m["schema_version"] == 1 and m["git_commit"]
+    assert m["config"]["profile"] == "tiny" and m["config"]["dual_graph"]["dim"] == 16
+    assert m["dataset"]["describe"]["n_users"] == 120
+    assert set(m["metrics"]) == METHODS
+    for method, res in m["metrics"].items():
+        assert res["n_test_lines"] > 0
+        for part in ("overall", "art", "office"):
+            for name in ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"):
+                assert 0.0 <= res[part][name] <= 1.0, (method, part, name)
+        if method.startswith("urllm_"):
+            assert all(0.0 <= res["overall"][r] <= 1.0 for r in ("ood_rate", "valid_rate", "dup_rate"))
+    assert m["metrics"]["urllm_constrained"]["overall"]["ood_rate"] == 0.0
+    names = [s["name"] for s in m["stages"]]
+    assert names == ["data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "retrieval", "lora", "generation", "projections"]
+    for stage in m["stages"]:
+        for f in stage["files"]:
+            assert file_record(out / f["path"], out) == f  # sha256 and size match the file on disk
+    assert "python" in m["versions"] and m["versions"]["torch"].startswith("2.13")
+    assert "total" in done.stdout  # the closing table of stage times
+
+
+def test_rerun_reuses_every_stage_and_other_config_is_refused(tiny_run):
+    out, _, _ = tiny_run
+    again = train(out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("unchanged, reused") == 9
+    other = train(out, "--set", "fit.epochs=1")
+    assert other.returncode == 2 and "another config" in other.stderr and "fit" in other.stderr
+
+
+def test_kill_mid_run_then_resume(tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "train.py", "--profile", "tiny", "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # wait until the data stage and at least one model stage are done, then kill -9 mid-run
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if (out / "manifest.json").exists() and len(json.loads((out / "manifest.json").read_text())["stages"]) >= 2:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    m = json.loads((out / "manifest.json").read_text())  # loadable, and plainly incomplete
+    assert m["complete"] is False and len(m["stages"]) >= 2
+    done_before = [s["name"] for s in m["stages"]]
+    resumed = train(out)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    for name in done_before:
+        assert f"[{name}] unchanged, reused" in resumed.stdout
+    assert json.loads((out / "manifest.json").read_text())["complete"] is True
+
+
+def test_bad_profile_override_and_dataset_are_refused(tmp_path):
+    bad = subprocess.run([sys.executable, "train.py", "--profile", "huge", "--out", str(tmp_path / "x")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown profile 'huge'" in bad.stderr and "tiny" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    bad = train(tmp_path / "y", "--dataset", "nosuch")
+    assert bad.returncode == 2 and "unknown dataset source 'nosuch'" in bad.stderr
+    with pytest.raises(ValueError, match="unknown config field 'fit.epochz'"):
+        set_field(resolve("tiny", []), "fit.epochz", "3")
+    with pytest.raises(ValueError, match="bad value for fit.epochs"):
+        resolve("tiny", ["fit.epochs=three"])
+    with pytest.raises(ValueError, match="dropout"):
+        resolve("tiny", ["dual_graph.dropout=2"])

@@ -1,0 +1,132 @@
+"""The run configuration: one dataclass tree, three profiles, overrides by dotted path.
+
+    cfg = resolve("demo", ["dataset=urllm:../shared/data/amazon-art-office", "dual_graph.dim=32"])
+
+The resolved tree goes into the run's manifest; a stage is reused on rerun only when the
+parts of the tree it reads are unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from urllm.llm.finetune import LoraTrainConfig
+from urllm.llm.generate import GenerationConfig
+from urllm.llm.prompt import PromptConfig
+from urllm.retrieval import RetrievalConfig
+from urllm.models.dual_graph import DualGraphConfig
+from urllm.models.trainer import FitConfig
+
+
+@dataclass
+class LLMConfig:
+    base_model: str = "smollm2"  # "smollm2" (the shipped GGUF, converted once), a local HF folder, or "tiny" (random, tests)
+    k: int = 1  # neighbours in evaluation and app prompts
+    train_lines: int = 200  # training lines turned into LoRA examples
+    eval_lines: int = 100  # test lines generated for and scored (seeded sample)
+    ks: list[int] = field(default_factory=lambda: [1])  # retrieval k values evaluated
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    lora: LoraTrainConfig = field(default_factory=LoraTrainConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+@dataclass
+class RunConfig:
+    dataset: str = "movielens?max_users=2000"  # dataset spec (python -m urllm.data describe SPEC)
+    seed: int = 0  # seeds every random choice
+    threads: int = 2  # torch CPU threads
+    dual_graph: DualGraphConfig = field(default_factory=DualGraphConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    top_n: int = 100  # dual-graph top-N exported per test line
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    umap_neighbors: int = 15  # umap-learn n_neighbors
+    umap_max_points: int = 4000  # users / items projected at most (seeded sample; under 4096 umap skips a 40 s pynndescent compile)
+
+
+def _tiny() -> RunConfig:
+    cfg = RunConfig(dataset="synthetic?n_users=120", top_n=40)
+    cfg.dual_graph = DualGraphConfig(dim=16, n_blocks=1, max_len=12)
+    cfg.fit = FitConfig(epochs=3, batch_size=16, lr=5e-3, patience=3)
+    cfg.llm = LLMConfig(base_model="tiny", train_lines=8, eval_lines=4, ks=[0, 1],
+                        prompt=PromptConfig(max_tokens=1500, max_history=10, max_neighbor_items=5),
+                        lora=LoraTrainConfig(r=2, alpha=4, steps=3, batch_size=2, target_modules=["q_proj", "v_proj"]),
+                        generation=GenerationConfig(num_beams=2, max_new_tokens=12, candidates=10))
+    cfg.umap_max_points = 500
+    return cfg
+
+
+def _demo() -> RunConfig:
+    cfg = RunConfig()
+    cfg.fit = FitConfig(epochs=8, patience=2)
+    cfg.llm = LLMConfig(train_lines=120, eval_lines=40, ks=[1], prompt=PromptConfig(max_tokens=384),
+                        lora=LoraTrainConfig(steps=40, batch_size=4), generation=GenerationConfig(num_beams=5))
+    return cfg
+
+
+def _full() -> RunConfig:
+    cfg = RunConfig(dataset="movielens", threads=8)
+    cfg.dual_graph = DualGraphConfig(dim=128, negatives=0)
+    cfg.fit = FitConfig(epochs=60, batch_size=256, patience=6)
+    cfg.llm = LLMConfig(train_lines=8000, eval_lines=2000, ks=[0, 1, 3], prompt=PromptConfig(max_tokens=1024),
+                        lora=LoraTrainConfig(steps=2000, batch_size=16, r=16, alpha=32))
+    return cfg
+
+
+PROFILES = {"tiny": _tiny, "demo": _demo, "full": _full}
+
+
+def _parse(value: str, current: Any):
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if isinstance(current, (int, float)):
+        return type(current)(value)
+    if isinstance(current, list):
+        return json.loads(value) if value.startswith("[") else [type(current[0])(v) if current else v for v in value.split(",")]
+    return value
+
+
+def set_field(cfg, dotted: str, value: str) -> None:
+    """Set `a.b.c=value` on a dataclass tree; a clear error for an unknown path or bad value."""
+    *path, name = dotted.split(".")
+    node = cfg
+    for part in path:
+        if not dataclasses.is_dataclass(node) or not hasattr(node, part):
+            raise ValueError(f"unknown config section {part!r} in {dotted!r}")
+        node = getattr(node, part)
+    names = [f.name for f in dataclasses.fields(node)]
+    if name not in names:
+        raise ValueError(f"unknown config field {dotted!r}: {type(node).__name__} has {names}")
+    current = getattr(node, name)
+    if dataclasses.is_dataclass(current):
+        raise ValueError(f"{dotted!r} is a section; set one of its fields, e.g. {dotted}.{dataclasses.fields(current)[0].name}=...")
+    try:
+        setattr(node, name, _parse(value, current))
+    except ValueError as err:
+        raise ValueError(f"bad value for {dotted}: {err}") from None
+
+
+def resolve(profile: str, overrides: list[str]) -> RunConfig:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: expected one of {sorted(PROFILES)}")
+    cfg = PROFILES[profile]()
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"override {item!r}: expected FIELD=VALUE, e.g. dual_graph.dim=32")
+        set_field(cfg, key.strip(), value.strip())
+    cfg.dual_graph.validate()
+    cfg.fit.validate()
+    cfg.llm.retrieval.validate()
+    cfg.llm.lora.validate()
+    return cfg
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)

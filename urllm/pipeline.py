@@ -1,0 +1,210 @@
+"""The stages of a run, in order; train.py calls `run_pipeline`. Each stage reads the
+config sections it names and the files of the stages before it, and writes its own files
+atomically (urllm/run.py decides whether it must run at all).
+
+Files of a run (besides manifest.json):
+  data.json                     dataset figures, items, users' sequences, test lines
+  pop.json, sasrec.json, ...    per-method test metrics
+  dual_graph.safetensors/.json  the dual-graph model; stage1_*.safetensors its exports
+  retrieval_{A,B}.faiss(.json)  user indexes per target domain
+  lora/                         the LoRA adapter (peft save_pretrained) and training.json
+  generations.json              per evaluated test line: neighbours, prompt sections, variants
+  projections.safetensors       UMAP of items and users
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from urllm.config import RunConfig
+from urllm.data import Dataset, load_dataset
+from urllm.evaluation import evaluate
+from urllm.io import atomic_save_tensors, atomic_write_json
+from urllm.run import Run
+from urllm.seed import seed_everything
+
+STAGE1_METHODS = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph")
+
+
+def _asdict(x):
+    return dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x
+
+
+def data_stage(cfg: RunConfig, ds: Dataset):
+    def build(run_dir: Path) -> dict:
+        payload = {
+            "describe": ds.describe(),
+            "domains": list(ds.domains),
+            "items": {"title": ds.item_titles, "domain": ds.item_domain.tolist(), "raw_id": ds.item_raw_ids},
+            "users": [{"id": u.raw_id, "items": u.items.tolist()} for u in ds.users],
+            "lines": {split: [[ex.user, ex.domain, ex.target, ex.history.tolist()] for ex in ds.splits[split]]
+                      for split in ("train", "valid", "test")},
+        }
+        atomic_write_json(run_dir / "data.json", payload)
+        d = payload["describe"]
+        return {"files": [run_dir / "data.json"], "summary": {"users": d["n_users"], "interactions": d["n_interactions"]}}
+
+    return build
+
+
+def _graphs(ds: Dataset):
+    from urllm.models.graphs import build_graphs
+    from urllm.models.sequences import graph_sequences
+
+    return build_graphs(graph_sequences(ds.splits["train"]), ds.item_domain, ds.item_attributes)
+
+
+def stage1_method(cfg: RunConfig, ds: Dataset, method: str, graphs):
+    from urllm.models.dual_graph import DualGraphModel, ablation_config, sasrec_config
+    from urllm.models.export import export_stage1, save_model
+    from urllm.models.popularity import Popularity
+    from urllm.models.trainer import SequenceScorer, fit
+
+    def build(run_dir: Path) -> dict:
+        seed_everything(cfg.seed)
+        files, summary = [], {}
+        if method == "pop":
+            scorer = Popularity(ds, ds.splits["train"])
+        else:
+            model_cfg = {"dual_graph": cfg.dual_graph, "sasrec": sasrec_config(**dataclasses.asdict(cfg.dual_graph)),
+                         "dual_graph_no_graph": ablation_config(**dataclasses.asdict(cfg.dual_graph))}[method]
+            model = DualGraphModel(model_cfg, torch.from_numpy(ds.item_domain), graphs)
+            result = fit(model, ds, dataclasses.replace(cfg.fit, seed=cfg.seed), method)
+            summary = {"best_epoch": result.best_epoch, "valid_MRR": round(result.best_valid["overall"]["MRR"], 4),
+                       "train_s": round(result.seconds, 1)}
+            curve = [{k: v for k, v in h.items() if k != "valid"} | {"valid_" + m: h["valid"][m] for m in ("HR@10", "MRR")}
+                     for h in result.history]
+            atomic_write_json(run_dir / f"{method}_curve.json", curve)
+            files.append(run_dir / f"{method}_curve.json")
+            scorer = SequenceScorer(model)
+            if method == "dual_graph":
+                files += save_model(model, run_dir, method)
+                files += export_stage1(model, ds, run_dir, cfg.top_n)
+        metrics = evaluate(scorer, ds, "test")
+        atomic_write_json(run_dir / f"{method}.json", metrics)
+        files.append(run_dir / f"{method}.json")
+        summary["test_HR@10"] = round(metrics["overall"]["HR@10"], 4)
+        return {"files": files, "summary": summary}
+
+    return build
+
+
+def load_llm(cfg: RunConfig):
+    from urllm.llm.base import load_base_model, load_tokenizer_only, tiny_random_lm
+
+    if cfg.llm.base_model == "tiny":
+        tok = load_tokenizer_only("smollm2")
+        return tiny_random_lm(tok, seed=cfg.seed), tok
+    return load_base_model(cfg.llm.base_model)
+
+
+def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
+    from safetensors.torch import load_file
+
+    from urllm.llm.finetune import add_lora, load_adapter, save_adapter, train_lora
+    from urllm.llm.generate import Generator
+    from urllm.llm.prompt import PromptBuilder
+    from urllm.llm.stage2 import Neighbours, Stage2Config, evaluate_lines, sample_lines, training_examples
+
+    llm = cfg.llm
+    s2 = Stage2Config(k=llm.k, train_lines=llm.train_lines, eval_lines=llm.eval_lines, seed=cfg.seed,
+                      retrieval=llm.retrieval, prompt=llm.prompt, lora=llm.lora, generation=llm.generation)
+    vectors = load_file(run.dir / "stage1_vectors.safetensors")
+    test_top = load_file(run.dir / "stage1_rankings.safetensors")["test_top"]
+    neighbours = Neighbours(ds, vectors, llm.retrieval)
+
+    def retrieval(run_dir: Path) -> dict:
+        files = []
+        for d, index in enumerate(neighbours.indexes):
+            path = run_dir / f"retrieval_{'AB'[d]}.faiss"
+            index.save(path)
+            files += [path, Path(f"{path}.json")]
+        return {"files": files, "summary": {"indexed_users": len(neighbours.indexes[0])}}
+
+    retrieval_rec = run.stage("retrieval", {"retrieval": _asdict(llm.retrieval), "up": upstream}, retrieval)
+    model, tok = load_llm(cfg)
+    builder = PromptBuilder(ds, tok, llm.prompt)
+    lora_inputs = {"llm": {k: _asdict(getattr(llm, k)) for k in ("base_model", "train_lines", "prompt", "lora")},
+                   "seed": cfg.seed, "up": retrieval_rec["key"]}
+
+    trained = {}
+
+    def lora(run_dir: Path) -> dict:
+        examples = training_examples(ds, builder, neighbours, s2)
+        peft_model = trained["model"] = add_lora(model, dataclasses.replace(llm.lora, seed=cfg.seed))
+        report = train_lora(peft_model, tok, examples, llm.lora)
+        save_adapter(peft_model, run_dir / "lora", report)
+        files = sorted(p for p in (run_dir / "lora").rglob("*") if p.is_file())
+        return {"files": files, "summary": {"examples": len(examples), "tokens_per_s": round(report["tokens_per_s"], 1),
+                                            "loss_first": round(report["curve"][0]["loss"], 3),
+                                            "loss_last": round(report["curve"][-1]["loss"], 3)}}
+
+    lora_rec = run.stage("lora", lora_inputs, lora)
+    tuned = trained.get("model") or load_adapter(model, run.dir / "lora")
+
+    def generation(run_dir: Path) -> dict:
+        generator = Generator(tuned, tok, ds, llm.generation)
+        lines = sample_lines(len(ds.splits["test"]), llm.eval_lines, cfg.seed)
+        per_k, records = {}, {}
+        for k in llm.ks:
+            metrics, results = evaluate_lines(ds, generator, builder, neighbours, test_top, lines, k)
+            per_k[str(k)] = metrics
+            for r in results:
+                prompt = builder.build(ds.splits["test"][r.line].history, ds.splits["test"][r.line].domain,
+                                       neighbours.sequences(r.neighbours))
+                records.setdefault(str(r.line), {})[str(k)] = {
+                    "neighbours": r.neighbours, "prompt": prompt.sections, "tokens": prompt.tokens,
+                    "variants": {v: {"ranking": g.ranking, "fell_back": g.fell_back,
+                                     "outputs": [dataclasses.asdict(o) for o in g.outputs]}
+                                 for v, g in r.generations.items()}}
+        atomic_write_json(run_dir / "generations.json", {"lines": lines, "ks": llm.ks, "k": llm.k,
+                                                          "metrics": per_k, "records": records})
+        main_k = str(llm.k if llm.k in llm.ks else llm.ks[0])
+        return {"files": [run_dir / "generations.json"],
+                "summary": {"lines": len(lines), "HR@10_refined": round(per_k[main_k]["urllm_refined"]["overall"]["HR@10"], 4)}}
+
+    gen_inputs = {"llm": {k: _asdict(getattr(llm, k)) for k in ("k", "ks", "eval_lines", "generation")}, "up": lora_rec["key"]}
+    run.stage("generation", gen_inputs, generation)
+    gens = json.loads((run.dir / "generations.json").read_text())
+    main_k = str(llm.k if llm.k in llm.ks else llm.ks[0])
+    return {m: v for m, v in gens["metrics"][main_k].items() if m != "dual_graph"}
+
+
+def projection_stage(cfg: RunConfig, ds: Dataset):
+    from safetensors.torch import load_file
+
+    from urllm.projection import ProjectionConfig, project_run
+
+    def build(run_dir: Path) -> dict:
+        vectors = load_file(run_dir / "stage1_vectors.safetensors")
+        test = ds.splits["test"]
+        users = vectors["users_test"][torch.arange(len(test)), torch.tensor([ex.domain for ex in test])].numpy()
+        pc = ProjectionConfig(n_neighbors=cfg.umap_neighbors, max_points=cfg.umap_max_points, seed=cfg.seed)
+        arrays = project_run(vectors["items"].numpy(), ds.item_domain, users, np.array([ex.domain for ex in test]), pc)
+        atomic_save_tensors(run_dir / "projections.safetensors", {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+        return {"files": [run_dir / "projections.safetensors"], "summary": {"items": len(arrays["items_rows"]), "users": len(arrays["users_rows"])}}
+
+    return build
+
+
+def run_pipeline(cfg: RunConfig, run: Run) -> dict:
+    torch.set_num_threads(cfg.threads)
+    ds = load_dataset(cfg.dataset)
+    data_rec = run.stage("data", {"dataset": cfg.dataset}, data_stage(cfg, ds))
+    run.manifest["dataset"] = {"spec": cfg.dataset, "describe": ds.describe()}
+    graphs = _graphs(ds)
+    keys, metrics = {}, {}
+    for method in STAGE1_METHODS:
+        inputs = {"dual_graph": _asdict(cfg.dual_graph), "fit": _asdict(cfg.fit), "top_n": cfg.top_n, "seed": cfg.seed,
+                  "method": method, "up": data_rec["key"]}
+        keys[method] = run.stage(method, inputs, stage1_method(cfg, ds, method, graphs))["key"]
+        metrics[method] = json.loads((run.dir / f"{method}.json").read_text())
+    metrics |= llm_stages(cfg, ds, run, keys["dual_graph"])
+    run.stage("projections", {"n": cfg.umap_neighbors, "max": cfg.umap_max_points, "seed": cfg.seed, "up": keys["dual_graph"]},
+              projection_stage(cfg, ds))
+    run.finish(metrics)
+    return metrics
