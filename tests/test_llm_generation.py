@@ -188,3 +188,29 @@ def test_odd_titles_are_generated_exactly(ds, tok):
     hyps = beam_search(model, prompt, tok.eos_token_id, num_beams=3, max_new_tokens=60, trie=trie)
     assert sorted(i for h in hyps for i in h.items) == [101, 102, 103]
     assert {tok.decode(h.tokens) for h in hyps} == set(odd)  # byte-level BPE round-trips exactly
+
+
+def test_trie_search_scores_equal_brute_force_renormalised_choices(ds, tok, lm):
+    """With beams for every title, the search must return every title with exactly the
+    score a plain forward pass gives: summed log-probabilities renormalised over the
+    tokens the trie allows at each point (forced runs fed in one pass, cache reordered)."""
+    items = ds.items_of(0)[:12].tolist()
+    trie = TitleTrie.from_items(tok, [ds.item_titles[i] for i in items], items)
+    prompt = tok("This user bought", add_special_tokens=False)["input_ids"]
+    stats = {}
+    hyps = beam_search(lm, prompt, tok.eos_token_id, num_beams=12, max_new_tokens=60, trie=trie, stats=stats)
+    assert stats["forwards"] < stats["steps"]  # forced tokens were batched
+    assert sorted(i for h in hyps for i in h.items) == sorted(items)
+    for h in hyps:
+        path = h.tokens + [tok.eos_token_id]
+        node, expected, ids = trie.root, 0.0, list(prompt)
+        for t in path:
+            allowed = TitleTrie.allowed(node)
+            if len(allowed) > 1:
+                with torch.no_grad():
+                    logits = lm(torch.tensor([ids])).logits[0, -1]
+                expected += float(torch.log_softmax(logits[allowed], 0)[allowed.index(t)])
+            node = node[t]
+            ids.append(t)
+        assert h.score == pytest.approx(expected, abs=1e-4)
+    assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)

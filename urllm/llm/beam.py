@@ -1,10 +1,17 @@
-"""Beam search with one prompt prefill shared by all beams, and an optional prefix
-trie: the same loop serves unconstrained and constrained decoding, so their costs
-compare fairly.
+"""Beam search for the LLM variants, with one prompt prefill shared by all beams.
 
-The prompt is run once (batch 1); its KV cache is repeated for the beams, then each step
-feeds one token per beam and reorders the cache by the surviving beams' parents.
-Hypotheses are ranked by their summed log-probability divided by length**length_penalty.
+The prompt runs once (batch 1); its KV cache is then indexed by each step's surviving
+beams (`reorder_cache` also does the first fan-out), and each step feeds one token per
+beam. Two searches:
+
+- free text (`trie=None`): the usual beam search; a hypothesis scores its summed
+  log-probability divided by length ** length_penalty.
+- inside a title trie: at every branch point the model's probabilities are renormalised
+  over the tokens the trie allows there, and the LM head is computed for those tokens
+  only. A token with no alternative costs nothing, so runs of forced tokens (the tail of
+  a long title) are fed several at a time in one forward pass, and a hypothesis's score
+  is the summed log-probability of its choices. Scores only fall as a hypothesis grows,
+  so the search stops exactly when no live beam can beat the num_beams-th finished one.
 """
 from __future__ import annotations
 
@@ -18,11 +25,15 @@ from urllm.llm.trie import TitleTrie
 @dataclass
 class Hypothesis:
     tokens: list[int]  # generated ids, eos excluded
-    score: float  # length-normalised log-probability
-    items: list[int]  # item ids of the title (constrained decoding only)
+    score: float
+    items: list[int]  # item ids of the title (trie search only)
 
 
-@torch.no_grad()
+def _parts(model):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
 def beam_search(
     model,
     prompt_ids: list[int],
@@ -32,66 +43,121 @@ def beam_search(
     trie: TitleTrie | None = None,
     length_penalty: float = 1.0,
     stats: dict | None = None,
+    max_forced: int = 32,
 ) -> list[Hypothesis]:
-    """Up to `num_beams` finished hypotheses, best first. `stats`, if given, receives the
-    number of decoding steps run."""
+    """Up to `num_beams` finished hypotheses, best first. `stats`, if given, receives
+    the number of decoding steps (positions generated) and forward passes."""
+    stats = stats if stats is not None else {}
+    if max_new_tokens < 1 or num_beams < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens} and num_beams={num_beams} must be at least 1")
+    with torch.inference_mode():
+        if trie is None:
+            return _free(model, prompt_ids, eos_id, num_beams, max_new_tokens, length_penalty, stats)
+        return _in_trie(model, prompt_ids, trie, num_beams, max_new_tokens, max_forced, stats)
+
+
+def _free(model, prompt_ids, eos_id, num_beams, max_new_tokens, length_penalty, stats) -> list[Hypothesis]:
     device = next(model.parameters()).device
-    out = model(torch.tensor([prompt_ids], device=device), use_cache=True)
+    out = model(torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1)
     cache, logits = out.past_key_values, out.logits[:, -1]
     beams: list[list[int]] = [[]]
-    nodes = [trie.root] if trie is not None else [None]
     scores = torch.zeros(1, device=device)
     finished: list[Hypothesis] = []
-    step = -1
-    for step in range(max_new_tokens):
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        if trie is not None:
-            mask = torch.full_like(logprobs, float("-inf"))
-            for b, node in enumerate(nodes):
-                allowed = TitleTrie.allowed(node)
-                if allowed:
-                    mask[b, allowed] = 0.0
-            logprobs = logprobs + mask
-        total = (scores.view(-1, 1) + logprobs).view(-1)
-        k = min(2 * num_beams, int(torch.isfinite(total).sum()))
-        if k == 0:
-            break
-        best, flat = total.topk(k)
-        vocab = logprobs.size(1)
-        next_beams, next_nodes, next_scores, parents, next_tokens = [], [], [], [], []
+    step, forwards = 0, 1
+    for step in range(1, max_new_tokens + 1):
+        total = (scores.view(-1, 1) + torch.log_softmax(logits.float(), dim=-1)).view(-1)
+        best, flat = total.topk(min(2 * num_beams, total.numel()))
+        vocab = logits.size(1)
+        live, live_scores, parents = [], [], []
         for score, index in zip(best.tolist(), flat.tolist()):
             parent, token = divmod(index, vocab)
-            tokens = beams[parent] + [token]
-            node = nodes[parent][token] if trie is not None else None
             if token == eos_id:
-                items = TitleTrie.items(node) if trie is not None else []
-                finished.append(Hypothesis(tokens[:-1], score / max(1, len(tokens)) ** length_penalty, items))
+                finished.append(Hypothesis(beams[parent], score / max(1, step) ** length_penalty, []))
                 continue
-            next_beams.append(tokens)
-            next_nodes.append(node)
-            next_scores.append(score)
+            live.append(beams[parent] + [token])
+            live_scores.append(score)
             parents.append(parent)
-            next_tokens.append(token)
-            if len(next_beams) == num_beams:
+            if len(live) == num_beams:
                 break
-        if not next_beams:
-            break
-        # Stop once no live beam can beat the worst of num_beams finished ones.
         finished.sort(key=lambda h: h.score, reverse=True)
-        if len(finished) >= num_beams and max(next_scores) / max(1, step + 1) ** length_penalty < finished[num_beams - 1].score:
+        if len(finished) >= num_beams and max(live_scores) / step ** length_penalty < finished[num_beams - 1].score:
             break
-        beams, nodes = next_beams, next_nodes
-        scores = torch.tensor(next_scores, device=device)
-        parent_index = torch.tensor(parents, device=device)
-        if step == 0:
-            cache.batch_repeat_interleave(len(parents))  # the prompt's cache, once per beam
-        else:
-            cache.reorder_cache(parent_index)
-        out = model(torch.tensor(next_tokens, device=device).view(-1, 1), past_key_values=cache, use_cache=True)
+        if step == max_new_tokens:
+            break
+        beams, scores = live, torch.tensor(live_scores, device=device)
+        cache.reorder_cache(torch.tensor(parents, device=device))
+        out = model(torch.tensor([b[-1] for b in live], device=device).view(-1, 1), past_key_values=cache, use_cache=True)
         cache, logits = out.past_key_values, out.logits[:, -1]
-    if not finished and trie is None:  # no eos within max_new_tokens: keep the live beams
-        finished = [Hypothesis(t, float(s) / max(1, len(t)) ** length_penalty, []) for t, s in zip(beams, scores.tolist())]
-    if stats is not None:
-        stats["steps"] = step + 1
-    finished.sort(key=lambda h: h.score, reverse=True)
+        forwards += 1
+    if len(finished) < num_beams:  # no eos within max_new_tokens: keep the live beams too
+        finished += [Hypothesis(t, s / max(1, len(t)) ** length_penalty, []) for t, s in zip(live, live_scores)]
+        finished.sort(key=lambda h: h.score, reverse=True)
+    stats.update(steps=step, forwards=forwards)
+    return finished[:num_beams]
+
+
+def _forced_run(node: dict, token: int, limit: int, eos_id: int) -> list[int]:
+    """`token`, then the tokens that follow it with no alternative (eos excluded)."""
+    run, node = [token], node[token]
+    while len(run) < limit:
+        allowed = TitleTrie.allowed(node)
+        if len(allowed) != 1 or allowed[0] == eos_id:
+            break
+        run.append(allowed[0])
+        node = node[allowed[0]]
+    return run
+
+
+def _in_trie(model, prompt_ids, trie: TitleTrie, num_beams, max_new_tokens, max_forced, stats) -> list[Hypothesis]:
+    decoder, head = _parts(model)
+    device = head.weight.device
+    out = decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+    cache, hidden = out.past_key_values, out.last_hidden_state[:, -1]
+    # live beams: (tokens, trie node, score)
+    beams: list[tuple[list[int], dict, float]] = [([], trie.root, 0.0)]
+    finished: list[Hypothesis] = []
+    forwards, generated = 1, 0
+    while beams:
+        union = sorted({t for _, node, _ in beams for t in TitleTrie.allowed(node)})
+        column = {t: i for i, t in enumerate(union)}
+        logits = hidden.float() @ head.weight[union].float().T
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[union].float()
+        candidates = []
+        for b, (tokens, node, score) in enumerate(beams):
+            allowed = TitleTrie.allowed(node)
+            logprobs = torch.log_softmax(logits[b, [column[t] for t in allowed]], dim=0).tolist()
+            candidates += [(score + lp, b, t) for t, lp in zip(allowed, logprobs)]
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        live, parents = [], []
+        for score, b, token in candidates:
+            tokens, node, _ = beams[b]
+            if token == trie.eos_id:
+                finished.append(Hypothesis(tokens, score, TitleTrie.items(node[token])))
+            elif len(live) < num_beams:
+                live.append((tokens, node, score, token))
+                parents.append(b)
+            if len(finished) >= num_beams and len(live) == num_beams:
+                break
+        finished.sort(key=lambda h: h.score, reverse=True)
+        finished = finished[:num_beams]
+        if len(finished) == num_beams:  # scores only fall: a live beam below the worst kept one is done
+            keep = [i for i, (_, _, s, _) in enumerate(live) if s > finished[-1].score]
+            live, parents = [live[i] for i in keep], [parents[i] for i in keep]
+        if not live or generated >= max_new_tokens:
+            break
+        runs = [_forced_run(node, token, max_forced, trie.eos_id) for _, node, _, token in live]
+        width = min(len(r) for r in runs)  # feed the forced tokens every beam shares in length
+        beams = []
+        for (tokens, node, score, _), run in zip(live, runs):
+            for t in run[:width]:
+                node = node[t]
+            beams.append((tokens + run[:width], node, score))
+        cache.reorder_cache(torch.tensor(parents, device=device))
+        feed = torch.tensor([r[:width] for r in runs], device=device)
+        out = decoder(input_ids=feed, past_key_values=cache, use_cache=True)
+        cache, hidden = out.past_key_values, out.last_hidden_state[:, -1]
+        forwards += 1
+        generated += width
+    stats.update(steps=generated, forwards=forwards)
     return finished[:num_beams]
