@@ -122,7 +122,7 @@ class Generator:
                 refined, fell_back = refine(grounded, ds.item_domain, domain, fallback, c.refine_m)
                 g_outputs = flag_outputs(texts, grounded, ds.item_domain, domain)
                 out["refined"] = Generation("refined", g_outputs, complete(refined, fallback, c.top_k), fell_back)
-        for variant, trie in (("constrained", None), ("candidates", None)):
+        for variant in ("constrained", "candidates"):
             if variant not in variants:
                 continue
             trie = self.domain_trie(domain) if variant == "constrained" else self.candidate_trie(fallback[: c.candidates])
