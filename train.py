@@ -5,6 +5,7 @@ evaluation -> projections, all under one folder the app reads.
     python train.py --out artifacts/demo                            # the demo profile: MovieLens, SmolLM2
     python train.py --dataset urllm:../shared/data/amazon-art-office --out artifacts/art-office
     python train.py --out artifacts/demo --set dual_graph.dim=32 --set llm.eval_lines=20
+    torchrun --nproc_per_node=2 train.py --profile tiny --out artifacts/tiny-ddp   # LoRA stage on 2 ranks (DDP)
 
 Every stage is resumable: rerun the same command and finished stages whose config and
 inputs are unchanged are reused. A folder holding a run with another config is refused
@@ -33,6 +34,20 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def start_distributed() -> int:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (nccl on GPU, gloo on CPU)
+    and return this process's rank; otherwise 0."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    import torch
+
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    torch.distributed.init_process_group(backend)
+    return torch.distributed.get_rank()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from urllm.config import resolve, to_dict
@@ -43,9 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + args.set
         cfg = resolve(args.profile, overrides)
-        config = to_dict(cfg) | {"profile": args.profile}
-        run = Run(Path(args.out), config, ROOT, force=args.force)
-    except (ValueError, RunRefused) as err:
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    rank = start_distributed()
+    if rank > 0:  # under torchrun: rank 0 runs the stages, the others join the LoRA fine-tune
+        from urllm.pipeline import follower
+
+        follower(cfg, Path(args.out))
+        return 0
+    try:
+        run = Run(Path(args.out), to_dict(cfg) | {"profile": args.profile}, ROOT, force=args.force)
+    except RunRefused as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:

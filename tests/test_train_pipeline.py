@@ -101,3 +101,18 @@ def test_bad_profile_override_and_dataset_are_refused(tmp_path):
         resolve("tiny", ["fit.epochs=three"])
     with pytest.raises(ValueError, match="dropout"):
         resolve("tiny", ["dual_graph.dropout=2"])
+
+
+def test_torchrun_two_cpu_ranks_train_identical_adapters(tmp_path):
+    import re
+
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    done = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "train.py", "--profile", "tiny",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    hashes = dict(re.findall(r"\[lora\] rank (\d) adapter sha256 (\w+)", done.stdout))
+    assert set(hashes) == {"0", "1"}, done.stdout[-2000:]  # both ranks trained
+    assert hashes["0"] == hashes["1"]  # and ended with the same adapter
+    assert json.loads((out / "lora" / "training.json").read_text())["world_size"] == 2
+    assert json.loads((out / "manifest.json").read_text())["complete"] is True

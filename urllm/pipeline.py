@@ -102,20 +102,78 @@ def load_llm(cfg: RunConfig):
     return load_base_model(cfg.llm.base_model)
 
 
+def _stage2_config(cfg: RunConfig):
+    from urllm.llm.stage2 import Stage2Config
+
+    llm = cfg.llm
+    return Stage2Config(k=llm.k, train_lines=llm.train_lines, eval_lines=llm.eval_lines, seed=cfg.seed,
+                        retrieval=llm.retrieval, prompt=llm.prompt, lora=llm.lora, generation=llm.generation)
+
+
+def _lora_setup(cfg: RunConfig, ds: Dataset, run_dir: Path):
+    """What the LoRA stage needs, rebuilt from the run's files (every rank does the same)."""
+    from safetensors.torch import load_file
+
+    from urllm.llm.prompt import PromptBuilder
+    from urllm.llm.stage2 import Neighbours
+
+    neighbours = Neighbours(ds, load_file(run_dir / "stage1_vectors.safetensors"), cfg.llm.retrieval)
+    model, tok = load_llm(cfg)
+    return neighbours, model, tok, PromptBuilder(ds, tok, cfg.llm.prompt)
+
+
+def _train_adapter(cfg: RunConfig, ds: Dataset, neighbours, model, tok, builder):
+    from urllm.llm.finetune import add_lora, train_lora
+    from urllm.llm.stage2 import training_examples
+
+    examples = training_examples(ds, builder, neighbours, _stage2_config(cfg))
+    peft_model = add_lora(model, dataclasses.replace(cfg.llm.lora, seed=cfg.seed))
+    return peft_model, examples, train_lora(peft_model, tok, examples, cfg.llm.lora)
+
+
+def adapter_fingerprint(model) -> str:
+    """sha256 of the LoRA weights: equal on every rank after distributed training."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, p in sorted((n, p) for n, p in model.named_parameters() if "lora_" in n):
+        digest.update(name.encode() + p.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _broadcast_flag(value: bool) -> bool:
+    flag = torch.tensor([int(value)])
+    torch.distributed.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def follower(cfg: RunConfig, run_dir: Path) -> None:
+    """Ranks > 0 under torchrun: wait while rank 0 runs the stages before LoRA, join the
+    DDP fine-tune if it must run, then leave the rest to rank 0."""
+    torch.set_num_threads(cfg.threads)
+    ds = load_dataset(cfg.dataset)
+    torch.distributed.barrier()
+    if _broadcast_flag(False):
+        peft_model, _, _ = _train_adapter(cfg, ds, *_lora_setup(cfg, ds, Path(run_dir)))
+        print(f"[lora] rank {torch.distributed.get_rank()} adapter sha256 {adapter_fingerprint(peft_model)}", flush=True)
+    torch.distributed.barrier()
+
+
 def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
     from safetensors.torch import load_file
 
-    from urllm.llm.finetune import add_lora, load_adapter, save_adapter, train_lora
+    from urllm.llm.finetune import load_adapter, save_adapter
     from urllm.llm.generate import Generator
-    from urllm.llm.prompt import PromptBuilder
-    from urllm.llm.stage2 import Neighbours, Stage2Config, evaluate_lines, sample_lines, training_examples
+    from urllm.llm.stage2 import evaluate_lines, sample_lines
+    from urllm.run import stage_key
 
     llm = cfg.llm
-    s2 = Stage2Config(k=llm.k, train_lines=llm.train_lines, eval_lines=llm.eval_lines, seed=cfg.seed,
-                      retrieval=llm.retrieval, prompt=llm.prompt, lora=llm.lora, generation=llm.generation)
-    vectors = load_file(run.dir / "stage1_vectors.safetensors")
     test_top = load_file(run.dir / "stage1_rankings.safetensors")["test_top"]
-    neighbours = Neighbours(ds, vectors, llm.retrieval)
+    neighbours, model, tok, builder = _lora_setup(cfg, ds, run.dir)
 
     def retrieval(run_dir: Path) -> dict:
         files = []
@@ -126,24 +184,28 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
         return {"files": files, "summary": {"indexed_users": len(neighbours.indexes[0])}}
 
     retrieval_rec = run.stage("retrieval", {"retrieval": _asdict(llm.retrieval), "up": upstream}, retrieval)
-    model, tok = load_llm(cfg)
-    builder = PromptBuilder(ds, tok, llm.prompt)
     lora_inputs = {"llm": {k: _asdict(getattr(llm, k)) for k in ("base_model", "train_lines", "prompt", "lora")},
                    "seed": cfg.seed, "up": retrieval_rec["key"]}
-
+    if _distributed():  # the other ranks wait here, then train with rank 0 if needed
+        torch.distributed.barrier()
+        _broadcast_flag(not run.is_fresh("lora", stage_key(lora_inputs)))
     trained = {}
 
     def lora(run_dir: Path) -> dict:
-        examples = training_examples(ds, builder, neighbours, s2)
-        peft_model = trained["model"] = add_lora(model, dataclasses.replace(llm.lora, seed=cfg.seed))
-        report = train_lora(peft_model, tok, examples, llm.lora)
+        peft_model, examples, report = _train_adapter(cfg, ds, neighbours, model, tok, builder)
+        trained["model"] = peft_model
         save_adapter(peft_model, run_dir / "lora", report)
         files = sorted(p for p in (run_dir / "lora").rglob("*") if p.is_file())
         return {"files": files, "summary": {"examples": len(examples), "tokens_per_s": round(report["tokens_per_s"], 1),
                                             "loss_first": round(report["curve"][0]["loss"], 3),
-                                            "loss_last": round(report["curve"][-1]["loss"], 3)}}
+                                            "loss_last": round(report["curve"][-1]["loss"], 3),
+                                            "ranks": report["world_size"]}}
 
     lora_rec = run.stage("lora", lora_inputs, lora)
+    if _distributed():
+        if "model" in trained:
+            print(f"[lora] rank 0 adapter sha256 {adapter_fingerprint(trained['model'])}", flush=True)
+        torch.distributed.barrier()
     tuned = trained.get("model") or load_adapter(model, run.dir / "lora")
 
     def generation(run_dir: Path) -> dict:

@@ -88,12 +88,27 @@ def add_lora(model, cfg: LoraTrainConfig):
     return get_peft_model(model, lora)
 
 
-def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainConfig, ddp_wrap=None) -> dict:
+class AnswerLoss(torch.nn.Module):
+    """answer_loss as a module, so DistributedDataParallel can wrap the forward pass."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, mask, labels):
+        return answer_loss(self.model, ids, mask, labels)
+
+
+def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainConfig) -> dict:
     """Fine-tune `model` (already wrapped with add_lora) in place; returns the loss curve
-    and throughput. `ddp_wrap`, when given, wraps the model for distributed training."""
+    and throughput. Under torch.distributed (torchrun), each rank takes its own slice of
+    every global batch and DistributedDataParallel averages the gradients, so all ranks
+    end with the same adapter."""
     if not examples:
         raise ValueError("no training examples for the LoRA stage")
     seed_everything(cfg.seed)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0)
 
@@ -104,15 +119,19 @@ def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainCon
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    runner = ddp_wrap(model) if ddp_wrap else model
+    runner = AnswerLoss(model)
+    if distributed:
+        runner = torch.nn.parallel.DistributedDataParallel(runner)
     generator = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(examples), generator=generator).tolist()
     curve, tokens_seen, start = [], 0, time.perf_counter()
     model.train()
-    for step in tqdm(range(cfg.steps), desc="lora", disable=not cfg.progress):
-        picks = [order[(step * cfg.batch_size + j) % len(order)] for j in range(cfg.batch_size)]
+    for step in tqdm(range(cfg.steps), desc=f"lora rank {rank}" if distributed else "lora",
+                     disable=not cfg.progress or rank != 0):
+        first = (step * world + rank) * cfg.batch_size  # this rank's slice of the global batch
+        picks = [order[(first + j) % len(order)] for j in range(cfg.batch_size)]
         ids, mask, labels = collate([examples[i] for i in picks], tokenizer.pad_token_id)
-        loss, n_answer = answer_loss(runner if ddp_wrap is None else runner.module, ids, mask, labels)
+        loss, n_answer = runner(ids, mask, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -123,8 +142,8 @@ def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainCon
                       "lr": scheduler.get_last_lr()[0]})
     model.eval()
     seconds = time.perf_counter() - start
-    return {"curve": curve, "seconds": seconds, "tokens": tokens_seen, "tokens_per_s": tokens_seen / max(seconds, 1e-9),
-            "config": asdict(cfg)}
+    return {"curve": curve, "seconds": seconds, "tokens": tokens_seen * world, "tokens_per_s": tokens_seen * world / max(seconds, 1e-9),
+            "config": asdict(cfg), "world_size": world}
 
 
 def save_adapter(model: PeftModel, out_dir: Path, report: dict) -> None:
