@@ -35,16 +35,15 @@ def parse_args(argv):
 
 
 def start_distributed() -> int:
-    """Under torchrun (WORLD_SIZE > 1): join the process group (nccl on GPU, gloo on CPU)
-    and return this process's rank; otherwise 0."""
+    """Under torchrun (WORLD_SIZE > 1): join the process group and return this process's
+    rank; otherwise 0. gloo: the models run on the CPU (no GPU placement yet)."""
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0
     import torch
 
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    torch.distributed.init_process_group(backend)
+    torch.distributed.init_process_group("gloo")
     return torch.distributed.get_rank()
 
 
