@@ -154,11 +154,28 @@ def test_prompt_longer_than_context_is_refused(ds, tok):
 
 
 def test_empty_generation_falls_back_to_the_dual_graph_ranking(ds, tok):
-    class EosFirst(torch.nn.Module):  # every free answer ends at once: an empty text
+    class EosHead(torch.nn.Module):  # eos dominates every step: the best free answer is empty
+        def __init__(self, head):
+            super().__init__()
+            self.head, self.weight, self.bias = head, head.weight, None
+
+        def forward(self, hidden):
+            logits = self.head(hidden)
+            logits[..., tok.eos_token_id] += 100.0
+            return logits
+
+    class EosFirst(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.lm = tiny_lm(tok)
             self.config = self.lm.config
+            self.eos_head = EosHead(self.lm.get_output_embeddings())
+
+        def get_decoder(self):
+            return self.lm.get_decoder()
+
+        def get_output_embeddings(self):
+            return self.eos_head
 
         def forward(self, *args, **kwargs):
             out = self.lm(*args, **kwargs)
@@ -214,3 +231,17 @@ def test_trie_search_scores_equal_brute_force_renormalised_choices(ds, tok, lm):
             ids.append(t)
         assert h.score == pytest.approx(expected, abs=1e-4)
     assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_shared_prefill_gives_the_same_beams_and_is_not_consumed(ds, tok, lm):
+    from urllm.llm.beam import prefill
+
+    items = ds.items_of(1)[:10].tolist()
+    trie = TitleTrie.from_items(tok, [ds.item_titles[i] for i in items], items)
+    prompt = tok("This user bought crimson brush 0", add_special_tokens=False)["input_ids"]
+    shared = prefill(lm, prompt)
+    for t in (None, trie, None, trie):  # the same prefill serves every search, in any order
+        alone = beam_search(lm, prompt, tok.eos_token_id, num_beams=3, max_new_tokens=8, trie=t)
+        reused = beam_search(lm, prompt, tok.eos_token_id, num_beams=3, max_new_tokens=8, trie=t, prefilled=shared)
+        assert [(h.tokens, round(h.score, 5)) for h in alone] == [(h.tokens, round(h.score, 5)) for h in reused]
+    assert shared[0].get_seq_length() == len(prompt)

@@ -15,6 +15,7 @@ beam. Two searches:
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,14 @@ def _parts(model):
     return base.get_decoder(), base.get_output_embeddings()
 
 
+def prefill(model, prompt_ids: list[int]):
+    """(KV cache, last hidden state [1, H]) of the prompt: run it once, search it many times."""
+    decoder, head = _parts(model)
+    with torch.inference_mode():
+        out = decoder(input_ids=torch.tensor([prompt_ids], device=head.weight.device), use_cache=True)
+    return out.past_key_values, out.last_hidden_state[:, -1]
+
+
 def beam_search(
     model,
     prompt_ids: list[int],
@@ -44,22 +53,26 @@ def beam_search(
     length_penalty: float = 1.0,
     stats: dict | None = None,
     max_forced: int = 32,
+    prefilled=None,
 ) -> list[Hypothesis]:
     """Up to `num_beams` finished hypotheses, best first. `stats`, if given, receives
-    the number of decoding steps (positions generated) and forward passes."""
+    the number of decoding steps (positions generated) and forward passes. `prefilled`
+    (from `prefill`) skips the prompt pass; its cache is copied, never changed."""
     stats = stats if stats is not None else {}
     if max_new_tokens < 1 or num_beams < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} and num_beams={num_beams} must be at least 1")
+    cache, hidden = prefilled if prefilled is not None else prefill(model, prompt_ids)
+    cache = copy.deepcopy(cache) if prefilled is not None else cache
     with torch.inference_mode():
         if trie is None:
-            return _free(model, prompt_ids, eos_id, num_beams, max_new_tokens, length_penalty, stats)
-        return _in_trie(model, prompt_ids, trie, num_beams, max_new_tokens, max_forced, stats)
+            return _free(model, cache, hidden, eos_id, num_beams, max_new_tokens, length_penalty, stats)
+        return _in_trie(model, cache, hidden, trie, num_beams, max_new_tokens, max_forced, stats)
 
 
-def _free(model, prompt_ids, eos_id, num_beams, max_new_tokens, length_penalty, stats) -> list[Hypothesis]:
-    device = next(model.parameters()).device
-    out = model(torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1)
-    cache, logits = out.past_key_values, out.logits[:, -1]
+def _free(model, cache, hidden, eos_id, num_beams, max_new_tokens, length_penalty, stats) -> list[Hypothesis]:
+    _, head = _parts(model)
+    device = head.weight.device
+    logits = head(hidden)
     beams: list[list[int]] = [[]]
     scores = torch.zeros(1, device=device)
     finished: list[Hypothesis] = []
@@ -108,11 +121,9 @@ def _forced_run(node: dict, token: int, limit: int, eos_id: int) -> list[int]:
     return run
 
 
-def _in_trie(model, prompt_ids, trie: TitleTrie, num_beams, max_new_tokens, max_forced, stats) -> list[Hypothesis]:
+def _in_trie(model, cache, hidden, trie: TitleTrie, num_beams, max_new_tokens, max_forced, stats) -> list[Hypothesis]:
     decoder, head = _parts(model)
     device = head.weight.device
-    out = decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
-    cache, hidden = out.past_key_values, out.last_hidden_state[:, -1]
     # live beams: (tokens, trie node, score)
     beams: list[tuple[list[int], dict, float]] = [([], trie.root, 0.0)]
     finished: list[Hypothesis] = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from urllm.data.dataset import Dataset
-from urllm.llm.beam import beam_search
+from urllm.llm.beam import beam_search, prefill
 from urllm.llm.prompt import PromptTooLong
 from urllm.llm.refine import TitleIndex, refine
 from urllm.llm.trie import TitleTrie
@@ -95,9 +95,10 @@ class Generator:
         items = [int(i) for i in candidates if i >= 0]
         return TitleTrie.from_items(self.tokenizer, [self.dataset.item_titles[i] for i in items], items)
 
-    def _beams(self, prompt_ids: list[int], trie: TitleTrie | None):
+    def _beams(self, prompt_ids: list[int], trie: TitleTrie | None, prefilled):
         c = self.cfg
-        return beam_search(self.model, prompt_ids, self.eos_id, c.num_beams, c.max_new_tokens, trie, c.length_penalty)
+        return beam_search(self.model, prompt_ids, self.eos_id, c.num_beams, c.max_new_tokens, trie, c.length_penalty,
+                           prefilled=prefilled)
 
     def run(self, prompt_text: str, domain: int, dual_graph_ranking: list[int], variants=VARIANTS) -> dict[str, Generation]:
         c, ds = self.cfg, self.dataset
@@ -109,9 +110,10 @@ class Generator:
                 f" {context}: lower PromptConfig.max_tokens"
             )
         fallback = [int(i) for i in dual_graph_ranking]
+        prefilled = prefill(self.model, prompt_ids)  # the prompt runs once for every variant
         out: dict[str, Generation] = {}
         if "free" in variants or "refined" in variants:
-            hyps = self._beams(prompt_ids, None)
+            hyps = self._beams(prompt_ids, None, prefilled)
             texts = [self.tokenizer.decode(h.tokens, skip_special_tokens=True).strip() for h in hyps]
             items = [self.titles.match(t) for t in texts]
             outputs = flag_outputs(texts, items, ds.item_domain, domain)
@@ -126,7 +128,7 @@ class Generator:
             if variant not in variants:
                 continue
             trie = self.domain_trie(domain) if variant == "constrained" else self.candidate_trie(fallback[: c.candidates])
-            hyps = self._beams(prompt_ids, trie)
+            hyps = self._beams(prompt_ids, trie, prefilled)
             texts = [self.tokenizer.decode(h.tokens, skip_special_tokens=True).strip() for h in hyps]
             items = [h.items[0] if h.items else None for h in hyps]
             out[variant] = Generation(variant, flag_outputs(texts, items, ds.item_domain, domain), complete(items, fallback, c.top_k))
