@@ -216,10 +216,8 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
             metrics, results = evaluate_lines(ds, generator, builder, neighbours, test_top, lines, k)
             per_k[str(k)] = metrics
             for r in results:
-                prompt = builder.build(ds.splits["test"][r.line].history, ds.splits["test"][r.line].domain,
-                                       neighbours.sequences(r.neighbours))
                 records.setdefault(str(r.line), {})[str(k)] = {
-                    "neighbours": r.neighbours, "prompt": prompt.sections, "tokens": prompt.tokens,
+                    "neighbours": r.neighbours, "prompt": r.prompt_sections, "tokens": r.prompt_tokens,
                     "variants": {v: {"ranking": g.ranking, "fell_back": g.fell_back,
                                      "outputs": [dataclasses.asdict(o) for o in g.outputs]}
                                  for v, g in r.generations.items()}}

@@ -53,13 +53,6 @@ class Dataset:
         """Global ids of the items of one domain."""
         return np.flatnonzero(self.item_domain == domain)
 
-    def domain_index(self, name: str) -> int:
-        """0 or 1 for a domain name (or 'A'/'B'); a clear error otherwise."""
-        lookup = {self.domains[0]: 0, self.domains[1]: 1, "A": 0, "B": 1}
-        if name not in lookup:
-            raise DataError(f"unknown domain {name!r}: expected one of {list(self.domains)}")
-        return lookup[name]
-
     def validate(self) -> None:
         """Check the invariants the rest of the code relies on; raise DataError if broken."""
         n = self.n_items

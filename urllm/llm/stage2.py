@@ -79,6 +79,7 @@ class LineResult:
     line: int
     neighbours: list[tuple[int, float]]
     prompt_tokens: dict[str, int]
+    prompt_sections: dict[str, str]
     generations: dict  # variant -> Generation
 
 
@@ -101,7 +102,7 @@ def evaluate_lines(
         nbrs = neighbours.query("test", line, k)
         prompt = builder.build(ex.history, ex.domain, neighbours.sequences(nbrs))
         ranking = [int(i) for i in test_top[line] if i >= 0]
-        results.append(LineResult(line, nbrs, prompt.tokens, generator.run(prompt.text, ex.domain, ranking, variants)))
+        results.append(LineResult(line, nbrs, prompt.tokens, prompt.sections, generator.run(prompt.text, ex.domain, ranking, variants)))
     return score_results(dataset, results, test_top, generator.cfg.top_k), results
 
 
