@@ -1,33 +1,21 @@
-"""URLLM Studio app: `streamlit run app.py` (or `make demo`). Reads runs under artifacts/."""
+"""URLLM Studio: `streamlit run app.py` (or `make demo`). Reads the runs train.py wrote
+under artifacts/ (URLLM_ARTIFACTS elsewhere); never trains. The pages are in pages/."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from urllm.runs import RunError, list_runs, load_manifest
+from urllm.ui import sidebar
 
 st.set_page_config(page_title="URLLM Studio", layout="wide")
 st.title("URLLM Studio")
-
-runs = list_runs()
-if not runs:
-    st.info("No runs yet. Make one with `make demo` or `python train.py --dataset movielens --out artifacts/demo`.")
-    st.stop()
-
-wanted = st.query_params.get("run")
-if wanted and wanted not in runs:
-    st.warning(f"Run {wanted!r} from the link is not under artifacts/; showing {runs[0]!r}.")
-name = st.sidebar.selectbox("Run", runs, index=runs.index(wanted) if wanted in runs else 0)
-st.query_params["run"] = name
-
-try:
-    manifest = load_manifest(name)
-except RunError as err:
-    st.error(str(err))
-    st.stop()
+sel = sidebar()
+run, manifest = sel.run, sel.run.manifest
 
 d = manifest["dataset"].get("describe", {})
-st.subheader(f"Run {name}: {d.get('spec', '?')}")
+st.subheader(f"Run {run.name}: {d.get('spec', manifest['dataset'].get('spec', '?'))}")
+st.caption(f"created {manifest.get('created_at', '?')} · git {str(manifest.get('git_commit'))[:10]} · "
+           f"profile {manifest['config'].get('profile', '?')} · {'complete' if manifest.get('complete') else 'INCOMPLETE'}")
 if d:
     a, b = d["domains"]
     cols = st.columns(4)
@@ -41,8 +29,10 @@ if d:
         ),
         hide_index=True,
     )
-stages = pd.DataFrame([{"stage": s["name"], "seconds": s["seconds"], "files": len(s["files"])} for s in manifest["stages"]])
 st.caption("Stages")
-st.dataframe(stages, hide_index=True)
-if not manifest.get("complete"):
-    st.caption("This run holds only the stages listed above.")
+st.dataframe(pd.DataFrame([{"stage": s["name"], "seconds": s["seconds"], "files": len(s["files"])} for s in manifest["stages"]]),
+             hide_index=True)
+if sel.line is not None:
+    st.markdown(f"Selected: user **{sel.user}**, target domain **{sel.domain}**, "
+                f"held-out item *{run.item_label(sel.line.target)}*. The pages in the sidebar show this user's "
+                "sequence graph, neighbours, prompt, generations and embeddings.")

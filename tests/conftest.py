@@ -1,6 +1,9 @@
-"""Fixtures of the data tests; the builders live in data_fixtures.py."""
+"""Shared fixtures: the data builders live in data_fixtures.py; `tiny_artifacts` is one
+tiny-profile run made once per test session for the app's tests."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,3 +21,17 @@ def urllm_release(tmp_path) -> Path:
 def movielens_root(tmp_path) -> Path:
     return write_movielens(tmp_path / "ml")
 
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory) -> Path:
+    """An artifacts folder holding one complete run, `tiny` (train.py --profile tiny, ~30 s).
+    Read-only: a test that damages a run copies it first."""
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    done = subprocess.run([sys.executable, "train.py", "--profile", "tiny", "--out", str(artifacts / "tiny")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return artifacts

@@ -1,57 +1,54 @@
-"""The app's landing page on a minimal run: runs listed, URL fallback, corrupt manifest."""
-import sys
-from pathlib import Path
+"""The app's landing page and the shared sidebar: no runs, URL selection and fallbacks,
+corrupt files named."""
+import json
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from app_fixtures import copy_run, first_test_user, run_page, texts
 
 
-def _write_run(artifacts: Path, name: str) -> None:
-    """A minimal run folder: the manifest the landing page reads."""
-    from urllm.data import load_dataset
-    from urllm.manifest import new_manifest, write_manifest
-
-    manifest = new_manifest({"dataset": "synthetic"}, ROOT)
-    manifest["dataset"] = {"spec": "synthetic", "describe": load_dataset("synthetic").describe()}
-    manifest["stages"] = [{"name": "data", "seconds": 0.1, "files": []}]
-    (artifacts / name).mkdir(parents=True)
-    write_manifest(artifacts / name, manifest)
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("URLLM_ARTIFACTS", str(tmp_path))
-    return tmp_path
-
-
-def _app():
-    from streamlit.testing.v1 import AppTest
-
-    # runs.py reads URLLM_ARTIFACTS at import: run the app in a fresh module state.
-    sys.modules.pop("urllm.runs", None)
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-
-
-def test_app_without_runs_says_how_to_make_one(app_env):
-    at = _app().run()
+def test_app_without_runs_says_how_to_make_one(tmp_path, monkeypatch):
+    at = run_page("app.py", monkeypatch, tmp_path)
     assert not at.exception
     assert "make demo" in at.info[0].value
 
 
-def test_app_shows_run_and_survives_unknown_run_in_url(app_env):
-    _write_run(app_env, "tiny")
-    at = _app()
-    at.query_params["run"] = "nosuch"
-    at.run()
+def test_landing_shows_the_run_and_honours_user_and_domain_from_the_url(tiny_artifacts, monkeypatch):
+    user, domain = first_test_user(tiny_artifacts)
+    at = run_page("app.py", monkeypatch, tiny_artifacts, run="tiny", user=user, domain=domain)
     assert not at.exception
-    assert "nosuch" in at.warning[0].value
     assert [m.value for m in at.metric][0] == "120"
+    assert at.selectbox(key="_pick_run").value == "tiny" and at.selectbox(key="_pick_user").value == user
+    assert at.radio(key="_pick_domain").value == domain
+    assert {k: at.query_params[k] for k in ("run", "user", "domain")} in (
+        {"run": "tiny", "user": user, "domain": domain}, {"run": ["tiny"], "user": [user], "domain": [domain]})
+    assert f"user **{user}**" in texts(at)
 
 
-def test_app_names_a_corrupt_manifest(app_env):
-    (app_env / "broken").mkdir()
-    (app_env / "broken" / "manifest.json").write_text("{not json")
-    at = _app().run()
+def test_unknown_run_user_and_domain_in_the_url_fall_back_with_a_message(tiny_artifacts, monkeypatch):
+    at = run_page("app.py", monkeypatch, tiny_artifacts, run="nosuch")
+    assert not at.exception and "nosuch" in at.warning[0].value
+    at = run_page("app.py", monkeypatch, tiny_artifacts, run="tiny", user="nobody", domain="nowhere")
+    assert not at.exception
+    warned = " ".join(w.value for w in at.warning)
+    assert "nobody" in warned and "nowhere" in warned
+    assert at.selectbox(key="_pick_user").value  # some user was picked instead
+
+
+def test_picking_another_user_updates_the_url(tiny_artifacts, monkeypatch):
+    at = run_page("app.py", monkeypatch, tiny_artifacts)
+    options = at.selectbox(key="_pick_user").options
+    at.selectbox(key="_pick_user").select(options[3]).run()
+    assert not at.exception
+    assert at.query_params["user"] in (options[3], [options[3]])
+
+
+def test_app_names_a_corrupt_manifest_and_a_corrupt_data_file(tmp_path, tiny_artifacts, monkeypatch):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{not json")
+    at = run_page("app.py", monkeypatch, tmp_path)
     assert not at.exception
     assert "manifest.json" in at.error[0].value and "corrupt" in at.error[0].value
+    arts = copy_run(tiny_artifacts, tmp_path / "b")
+    (arts / "tiny" / "data.json").write_text(json.dumps({"domains": []}))
+    at = run_page("app.py", monkeypatch, arts, run="tiny")
+    assert not at.exception
+    assert "data.json" in at.error[0].value

@@ -94,12 +94,9 @@ def stage1_method(cfg: RunConfig, ds: Dataset, method: str, graphs):
 
 
 def load_llm(cfg: RunConfig):
-    from urllm.llm.base import load_base_model, load_tokenizer_only, tiny_random_lm
+    from urllm.llm.base import load_named
 
-    if cfg.llm.base_model == "tiny":
-        tok = load_tokenizer_only("smollm2")
-        return tiny_random_lm(tok, seed=cfg.seed), tok
-    return load_base_model(cfg.llm.base_model)
+    return load_named(cfg.llm.base_model, cfg.seed)
 
 
 def _stage2_config(cfg: RunConfig):

@@ -1,23 +1,37 @@
 """The app's one door to runs: find them under artifacts/ and read their files, with a
 clear message (naming the file) when something is missing or corrupt. Imports no
-training code."""
+training code; the LLM for live generation is loaded by urllm/live.py.
+
+    run = RunData.open("demo")            # RunError if the manifest is missing/corrupt
+    line = run.line_of("1234", "heart")   # a test line of that user and target domain
+    run.history(line), run.target(line), run.dual_graph_top(line), run.neighbours(line, 3)
+"""
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-# URLLM_ARTIFACTS points the app at another runs folder (tests use a tmp dir).
-ARTIFACTS = Path(os.environ.get("URLLM_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts"))
+import numpy as np
+
+DEFAULT_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+COLD_START_ITEMS = 2  # a line is "cold-start" when its history holds at most this many target-domain items
 
 
 class RunError(Exception):
     pass
 
 
-def list_runs(artifacts: Path = ARTIFACTS) -> list[str]:
+def artifacts_dir() -> Path:
+    """The runs folder: URLLM_ARTIFACTS when set (tests use a tmp dir), else artifacts/."""
+    return Path(os.environ.get("URLLM_ARTIFACTS") or DEFAULT_ARTIFACTS)
+
+
+def list_runs(artifacts: Path | None = None) -> list[str]:
     """Names of the run folders that hold a manifest, newest first."""
-    found = [p.parent for p in Path(artifacts).glob("*/manifest.json")]
+    found = [p.parent for p in Path(artifacts or artifacts_dir()).glob("*/manifest.json")]
     return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
@@ -30,9 +44,235 @@ def read_json(path: Path) -> dict:
         raise RunError(f"{path}: corrupt JSON ({err})") from None
 
 
-def load_manifest(name: str, artifacts: Path = ARTIFACTS) -> dict:
-    manifest = read_json(Path(artifacts) / name / "manifest.json")
+def read_tensors(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise RunError(f"{path}: file is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunError(f"{path}: corrupt safetensors file ({err})") from None
+
+
+def load_manifest(name: str, artifacts: Path | None = None) -> dict:
+    path = Path(artifacts or artifacts_dir()) / name / "manifest.json"
+    manifest = read_json(path)
     for key in ("schema_version", "config", "dataset", "stages"):
         if key not in manifest:
-            raise RunError(f"{Path(artifacts) / name / 'manifest.json'}: no {key!r} field")
+            raise RunError(f"{path}: no {key!r} field")
     return manifest
+
+
+@dataclass(frozen=True)
+class Line:
+    """One test line: `user` (dataset index) wants a new item of `domain`; `index` is its row
+    in the test split (and in every per-line file of the run)."""
+
+    index: int
+    user: int
+    domain: int
+    target: int
+    history: tuple[int, ...]
+
+
+class RunData:
+    """Read-only view of one run folder. Every file is read on first use."""
+
+    def __init__(self, run_dir: Path, manifest: dict):
+        self.dir, self.manifest = Path(run_dir), manifest
+        self.name = self.dir.name
+
+    @classmethod
+    def open(cls, name: str, artifacts: Path | None = None) -> "RunData":
+        return cls(Path(artifacts or artifacts_dir()) / name, load_manifest(name, artifacts))
+
+    def has(self, stage: str) -> bool:
+        return any(s["name"] == stage for s in self.manifest["stages"])
+
+    @property
+    def config(self) -> dict:
+        return self.manifest["config"]
+
+    @property
+    def metrics(self) -> dict:
+        return self.manifest.get("metrics") or {}
+
+    # ---- data.json ---------------------------------------------------------------------
+    @cached_property
+    def _data(self) -> dict:
+        data = read_json(self.dir / "data.json")
+        for key in ("domains", "items", "users", "lines"):
+            if key not in data:
+                raise RunError(f"{self.dir / 'data.json'}: no {key!r} field")
+        return data
+
+    @property
+    def domains(self) -> list[str]:
+        return self._data["domains"]
+
+    @property
+    def titles(self) -> list[str]:
+        return self._data["items"]["title"]
+
+    @cached_property
+    def item_domain(self) -> np.ndarray:
+        return np.asarray(self._data["items"]["domain"], np.int8)
+
+    @cached_property
+    def user_ids(self) -> list[str]:
+        return [u["id"] for u in self._data["users"]]
+
+    @cached_property
+    def _user_index(self) -> dict[str, int]:
+        return {u: i for i, u in enumerate(self.user_ids)}
+
+    def user_items(self, user: int) -> np.ndarray:
+        return np.asarray(self._data["users"][user]["items"], np.int64)
+
+    def lines(self, split: str = "test") -> list[Line]:
+        return [Line(i, u, d, t, tuple(h)) for i, (u, d, t, h) in enumerate(self._data["lines"][split])]
+
+    @cached_property
+    def test_lines(self) -> list[Line]:
+        return self.lines("test")
+
+    def user_index(self, raw_id: str) -> int | None:
+        return self._user_index.get(str(raw_id))
+
+    def lines_of(self, raw_id: str) -> list[Line]:
+        """The test lines of a user (one per target domain they are evaluated on)."""
+        user = self.user_index(raw_id)
+        return [ln for ln in self.test_lines if ln.user == user]
+
+    def line_of(self, raw_id: str, domain: str | None = None) -> Line | None:
+        lines = self.lines_of(raw_id)
+        match = [ln for ln in lines if domain is None or self.domains[ln.domain] == domain]
+        return (match or lines or [None])[0]
+
+    def cold_start(self, line: Line) -> bool:
+        return int((self.item_domain[list(line.history)] == line.domain).sum()) <= COLD_START_ITEMS
+
+    def item_label(self, item: int) -> str:
+        return f"[{self.domains[int(self.item_domain[item])]}] {self.titles[item]}"
+
+    def dataset(self):
+        """The run's data as a urllm Dataset (for the prompt builder and the generator)."""
+        from urllm.data.dataset import Dataset, Example, User
+
+        d = self._data
+        users = [User(u["id"], np.asarray(u["items"], np.int64), np.arange(len(u["items"]), dtype=np.int64)) for u in d["users"]]
+        splits = {s: [Example(u, dom, np.asarray(h, np.int64), t) for u, dom, t, h in rows] for s, rows in d["lines"].items()}
+        return Dataset(self.manifest["dataset"].get("spec", self.name), tuple(self.domains), list(self.titles),
+                       self.item_domain.copy(), [()] * len(self.titles), list(d["items"].get("raw_id", self.titles)),
+                       users, splits)
+
+    # ---- stage 1 -----------------------------------------------------------------------
+    @cached_property
+    def rankings(self) -> np.ndarray:
+        """Dual-graph top-N per test line (item ids, -1 past a domain's size)."""
+        return read_tensors(self.dir / "stage1_rankings.safetensors")["test_top"]
+
+    def dual_graph_top(self, line: Line, n: int | None = None) -> list[int]:
+        return [int(i) for i in self.rankings[line.index][:n] if i >= 0]
+
+    def target_rank(self, ranking: list[int], line: Line) -> int | None:
+        """1-based position of the target in a ranking, None when absent."""
+        return ranking.index(line.target) + 1 if line.target in ranking else None
+
+    @cached_property
+    def vectors(self) -> dict[str, np.ndarray]:
+        return read_tensors(self.dir / "stage1_vectors.safetensors")
+
+    def curve(self, method: str) -> list[dict]:
+        path = self.dir / f"{method}_curve.json"
+        return read_json(path) if path.is_file() else []
+
+    def lora_report(self) -> dict:
+        path = self.dir / "lora" / "training.json"
+        return read_json(path) if path.is_file() else {}
+
+    @cached_property
+    def transitions(self) -> dict[int, dict[int, int]]:
+        """item -> {next item: count} over the training lines' histories (the item graph's
+        transition edges, both directions of domain)."""
+        out: dict[int, dict[int, int]] = {}
+        seen_users: set[int] = set()
+        for u, _, _, h in self._data["lines"]["train"]:
+            if u in seen_users:  # a user's lines share one sequence: count it once
+                continue
+            seen_users.add(u)
+            for a, b in zip(h, h[1:]):
+                out.setdefault(a, {}).setdefault(b, 0)
+                out[a][b] += 1
+        return out
+
+    def item_neighbourhood(self, item: int, n: int = 10) -> list[tuple[int, int]]:
+        """Items most often next after `item` in training sequences, with counts."""
+        nxt = self.transitions.get(int(item), {})
+        return sorted(nxt.items(), key=lambda kv: (-kv[1], self.titles[kv[0]]))[:n]
+
+    # ---- retrieval ---------------------------------------------------------------------
+    @cached_property
+    def _indexes(self) -> dict[str, list]:
+        from urllm.retrieval import RetrievalConfig, UserIndex, build_domain_indexes
+
+        try:
+            domain = [UserIndex.load(self.dir / f"retrieval_{x}.faiss") for x in "AB"]
+        except (FileNotFoundError, ValueError) as err:
+            raise RunError(str(err)) from None
+        train_users = [u for u, _, _, _ in self._data["lines"]["train"]]
+        mixed = build_domain_indexes(self.vectors["users_mixed_train"], train_users, RetrievalConfig(vector="mixed"))
+        return {"domain": domain, "mixed": mixed}
+
+    def neighbours(self, line: Line, k: int, vector: str = "domain") -> list[tuple[int, float]]:
+        """(user index, inner-product score) of the k nearest training users, never the user.
+        `vector`: "domain" (the run's index over Eq. 14 vectors) or "mixed" (the ablation)."""
+        if k < 1:
+            return []
+        q = self.vectors["users_test"][line.index, line.domain] if vector == "domain" else self.vectors["users_mixed_test"][line.index]
+        scores, users = self._indexes[vector][line.domain].search(q.reshape(1, -1), k, exclude=np.array([line.user]))
+        return [(int(u), float(s)) for u, s in zip(users[0], scores[0]) if u >= 0]
+
+    # ---- stage 2 -----------------------------------------------------------------------
+    @cached_property
+    def generations(self) -> dict:
+        """generations.json (precomputed outputs of the evaluated lines), {} if the run has none."""
+        path = self.dir / "generations.json"
+        return read_json(path) if path.is_file() else {}
+
+    def precomputed(self, line: Line, k: int | None = None) -> dict | None:
+        """The stored record of a line for k neighbours (default: the run's main k)."""
+        gens = self.generations
+        per_k = gens.get("records", {}).get(str(line.index))
+        if not per_k:
+            return None
+        return per_k.get(str(gens.get("k") if k is None else k)) or next(iter(per_k.values()))
+
+    # ---- projections -------------------------------------------------------------------
+    @cached_property
+    def projections(self) -> dict[str, np.ndarray]:
+        return read_tensors(self.dir / "projections.safetensors")
+
+    # ---- per-line table ----------------------------------------------------------------
+    def line_table(self):
+        """One row per test line: who, what, the dual-graph rank of the target, and for the
+        lines with precomputed generations each variant's rank and its out-of-domain count."""
+        import pandas as pd
+
+        gens, rows = self.generations, []
+        for ln in self.test_lines:
+            rank = self.target_rank(self.dual_graph_top(ln), ln)
+            row = {"line": ln.index, "user": self.user_ids[ln.user], "domain": self.domains[ln.domain],
+                   "history": len(ln.history), "cold_start": self.cold_start(ln), "target": self.titles[ln.target],
+                   "dual_graph_rank": rank, "dual_graph_hit@10": rank is not None and rank <= 10}
+            rec = self.precomputed(ln) if gens else None
+            row["evaluated"] = rec is not None
+            for variant, g in (rec or {}).get("variants", {}).items():
+                row[f"{variant}_rank"] = self.target_rank(g["ranking"], ln)
+                row[f"{variant}_ood"] = sum(o["valid"] and not o["in_domain"] for o in g["outputs"])
+            # out-of-domain case: a free-text answer named, or was grounded to, an item of the other domain
+            row["ood_case"] = bool(row.get("free_ood") or row.get("refined_ood"))
+            rows.append(row)
+        return pd.DataFrame(rows)

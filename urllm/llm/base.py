@@ -325,6 +325,15 @@ def load_tokenizer_only(name_or_path: str | Path | None = DEFAULT_BASE_MODEL, *,
     return _prepare_tokenizer(tokenizer)
 
 
+def load_named(base_model: str, seed: int = 0):
+    """(model, tokenizer) for a run's `llm.base_model`: "tiny" is a random tiny LM over
+    SmolLM2's tokenizer (tests), anything else goes through load_base_model."""
+    if base_model == "tiny":
+        tok = load_tokenizer_only(DEFAULT_BASE_MODEL)
+        return tiny_random_lm(tok, seed=seed), tok
+    return load_base_model(base_model)
+
+
 def tiny_random_lm(tokenizer, seed: int = 0):
     """A tiny randomly initialised Llama causal LM over `tokenizer`'s vocabulary, for fast
     tests; the same seed gives the same weights, and the global RNG is left untouched."""

@@ -3,10 +3,11 @@ user's own history, and the request for a new item of the target domain.
 
 The builder returns the sections separately, with a token count for each, so the app can
 highlight them. Token budget policy (stated, tested): while the whole prompt (chat
-template included) is over `max_tokens`, drop the OLDEST item of the longest neighbour
-list; when no neighbour items are left, drop the user's oldest item; the user's most
-recent item is never dropped. If even the minimal prompt does not fit, PromptTooLong
-says by how much.
+template included) is over `max_tokens`, drop the OLDEST item of the LONGEST list among
+the user's history and each neighbour's sequence (a neighbour's list goes first on a
+tie), so a long history cannot crowd the neighbours out entirely; once the neighbours are
+empty, the user's own history shrinks alone. The user's most recent item is never
+dropped. If even the minimal prompt does not fit, PromptTooLong says by how much.
 """
 from __future__ import annotations
 
@@ -100,12 +101,15 @@ class PromptBuilder:
             if n_tokens <= cfg.max_tokens:
                 break
             longest = max(range(len(nbrs)), key=lambda j: len(nbrs[j]), default=None)
-            if longest is not None and nbrs[longest]:
+            if longest is not None and nbrs[longest] and len(nbrs[longest]) >= len(own):
                 nbrs[longest].pop(0)
                 dropped["neighbors"] += 1
             elif len(own) > 1:
                 own.pop(0)
                 dropped["history"] += 1
+            elif longest is not None and nbrs[longest]:  # only the user's last item is left
+                nbrs[longest].pop(0)
+                dropped["neighbors"] += 1
             else:
                 raise PromptTooLong(
                     f"the minimal prompt (instruction, question, the user's last item) takes {n_tokens} tokens,"

@@ -1,0 +1,190 @@
+"""What every page of the app shares: cached loaders and the sidebar that picks the run,
+the user and the target domain.
+
+The choice lives in st.session_state (so it survives page switches) and in the URL
+(`?run=...&user=...&domain=...`, so a pasted link reproduces the view); a value named by
+the URL wins, an unknown one gets a warning and a fallback.
+
+    sel = sidebar()          # on top of every page; stops the page when there is no run
+    sel.run, sel.line        # urllm.runs.RunData, urllm.runs.Line (None: user has no test line)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from urllm.runs import Line, RunData, RunError, artifacts_dir, list_runs
+
+NO_RUNS = ("No runs yet under `{dir}`. Make one with `make demo` (the demo profile, then the app) or "
+           "`python train.py --profile tiny --out artifacts/tiny` (a minute, random tiny LM).")
+
+
+def _stamp(name: str) -> float:
+    """Manifest mtime: a rerun of train.py into the same folder invalidates the caches."""
+    try:
+        return (artifacts_dir() / name / "manifest.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(show_spinner="Reading the run ...", max_entries=4)
+def _open_run(folder: str, name: str, stamp: float) -> RunData:
+    return RunData.open(name)
+
+
+def open_run(name: str) -> RunData:
+    return _open_run(str(artifacts_dir()), name, _stamp(name))
+
+
+@st.cache_resource(show_spinner="Loading the run's LLM and adapter ...", max_entries=2)
+def _live(folder: str, name: str, stamp: float):
+    from urllm.live import LiveModel
+
+    return LiveModel.load(RunData.open(name))
+
+
+def live_model(run: RunData):
+    """The run's LLM (+ LoRA adapter) for live generation, loaded once per process."""
+    return _live(str(artifacts_dir()), run.name, _stamp(run.name))
+
+
+@st.cache_data(show_spinner="Scoring every test line ...", max_entries=4)
+def _line_table(folder: str, name: str, stamp: float):
+    return open_run(name).line_table()
+
+
+def line_table(run: RunData):
+    """RunData.line_table(), computed once per run."""
+    return _line_table(str(artifacts_dir()), run.name, _stamp(run.name))
+
+
+def guard(fn, *args, **kwargs):
+    """Call fn; on a RunError (missing or corrupt file) show the message and stop the page."""
+    try:
+        return fn(*args, **kwargs)
+    except RunError as err:
+        st.error(str(err))
+        st.stop()
+
+
+def need(run: RunData, stage: str, what: str) -> None:
+    """Stop the page with a message when the run lacks the stage that makes `what`."""
+    if not run.has(stage):
+        st.info(f"Run {run.name!r} has no {stage!r} stage yet, so no {what}. Finish it with "
+                f"`python train.py --out {artifacts_dir() / run.name} ...` (same settings: finished stages are reused).")
+        st.stop()
+
+
+DEPENDENTS = {"run": ("user", "domain"), "user": ("domain",), "domain": ()}
+
+
+@dataclass
+class Selection:
+    run: RunData
+    line: Line | None
+
+    @property
+    def user(self) -> str | None:
+        return self.run.user_ids[self.line.user] if self.line else None
+
+    @property
+    def domain(self) -> str | None:
+        return self.run.domains[self.line.domain] if self.line else None
+
+
+def _bound(key: str, current, label: str, widget, options, **kwargs):
+    """A sidebar widget showing the session's choice `key`; a change goes back to the choice."""
+    store = st.session_state.setdefault("selection", {})
+    wkey = f"_pick_{key}"
+    if st.session_state.get(wkey) != current:
+        st.session_state[wkey] = current
+
+    def changed():  # runs before the rerun: the URL must agree, or _wanted would undo the change
+        store[key] = st.session_state[wkey]
+        st.query_params[key] = store[key]
+        for later in DEPENDENTS[key]:  # another run may not hold this user: let them fall back quietly
+            st.query_params.pop(later, None)
+
+    return widget(label, options, key=wkey, on_change=changed, **kwargs)
+
+
+def _wanted(key: str) -> tuple[str | None, bool]:
+    """(value, named by the URL?): the URL wins (a pasted link), else the session's choice."""
+    store = st.session_state.setdefault("selection", {})
+    url = st.query_params.get(key)
+    if url is not None:
+        store[key] = url
+    return store.get(key), url is not None
+
+
+def _filtered_users(run: RunData) -> list[str]:
+    table = line_table(run)
+    bar = st.sidebar
+    with bar.expander("Filter users", expanded=False):
+        cold = st.checkbox("cold-start only", key="_f_cold",
+                           help="at most 2 items of the target domain in the history")
+        hit = st.radio("dual-graph top-10", ["all", "hit", "miss"], horizontal=True, key="_f_hit")
+        ood = st.checkbox("out-of-domain cases only", key="_f_ood",
+                          help="a free-text LLM answer named an item of the other domain (evaluated lines)")
+        evaluated = st.checkbox("with precomputed generations", key="_f_eval")
+    keep = table.index == table.index
+    if cold:
+        keep &= table["cold_start"]
+    if hit != "all":
+        keep &= table["dual_graph_hit@10"] == (hit == "hit")
+    if ood:
+        keep &= table["ood_case"]
+    if evaluated:
+        keep &= table["evaluated"]
+    return list(dict.fromkeys(table.loc[keep, "user"]))
+
+
+def sidebar() -> Selection:
+    runs = list_runs()
+    if not runs:
+        st.info(NO_RUNS.format(dir=artifacts_dir()))
+        st.stop()
+    store = st.session_state.setdefault("selection", {})
+
+    name, from_url = _wanted("run")
+    if name not in runs:
+        if from_url:
+            st.warning(f"Run {name!r} is not under {artifacts_dir()}; showing {runs[0]!r}.")
+        name = store["run"] = runs[0]
+    name = _bound("run", name, "Run", st.sidebar.selectbox, runs)
+    run = guard(open_run, name)
+    if not run.manifest.get("complete"):
+        st.sidebar.caption("This run is incomplete: pages show what its finished stages hold.")
+
+    line = None
+    if run.has("data"):
+        users = guard(_filtered_users, run)
+        user, from_url = _wanted("user")
+        if user is not None and not run.lines_of(user):
+            if from_url:
+                why = "is not in" if run.user_index(user) is None else "has no test line in"
+                st.warning(f"User {user!r} {why} run {name!r}; showing another user.")
+            user = None
+        if not users:
+            st.sidebar.warning("No user matches the filters.")
+            users = [user] if user else list(dict.fromkeys(run.user_ids[ln.user] for ln in run.test_lines))
+        if user not in users:
+            user = users[0]
+        store["user"] = user
+        user = _bound("user", user, f"User ({len(users):,} shown; type to search)", st.sidebar.selectbox, users)
+
+        domains = [run.domains[ln.domain] for ln in run.lines_of(user)]
+        domain, from_url = _wanted("domain")
+        if domain not in domains:
+            if from_url and domain not in run.domains:
+                st.warning(f"Domain {domain!r} is not a domain of run {name!r} ({', '.join(run.domains)}).")
+            domain = domains[0]
+        store["domain"] = domain
+        domain = _bound("domain", domain, "Target domain", st.sidebar.radio, domains, horizontal=True)
+        line = run.line_of(user, domain)
+
+    params = {"run": name} | ({"user": run.user_ids[line.user], "domain": run.domains[line.domain]} if line else {})
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+    return Selection(run, line)
