@@ -249,4 +249,44 @@ def test_shared_prefill_gives_the_same_beams_and_is_not_consumed(ds, tok, lm):
         alone = beam_search(lm, prompt, tok.eos_token_id, num_beams=3, max_new_tokens=8, trie=t)
         reused = beam_search(lm, prompt, tok.eos_token_id, num_beams=3, max_new_tokens=8, trie=t, prefilled=shared)
         assert [(h.tokens, round(h.score, 5)) for h in alone] == [(h.tokens, round(h.score, 5)) for h in reused]
-    assert shared[0].get_seq_length() == len(prompt)
+    assert shared[0].prompt_length == len(prompt) and shared[0].generated == 0  # not consumed
+
+
+# ---- shared-prefix decoding ------------------------------------------------------------
+def test_shared_prefix_step_equals_hf_cached_forward(lm, tok):
+    """Beams that attend to one shared prompt copy give HF's logits (cache per beam)."""
+    import copy
+
+    from urllm.llm import shared_prefix
+    from urllm.llm.beam import _parts
+
+    decoder, _ = _parts(lm)
+    assert shared_prefix.supported(decoder)
+    prompt = torch.randint(0, len(tok), (1, 17), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        hf = decoder(input_ids=prompt, use_cache=True).past_key_values
+        shared = shared_prefix.SharedPrefixCache.from_hf(copy.deepcopy(hf))
+        parents = torch.tensor([0, 0, 0])
+        for feed, parents in (([[5], [7], [9]], parents), ([[1, 2], [3, 4], [6, 8]], torch.tensor([2, 0, 0])),
+                              ([[11], [12], [13]], torch.tensor([1, 1, 2]))):
+            feed = torch.tensor(feed)
+            hf.reorder_cache(parents)
+            want = decoder(input_ids=feed, past_key_values=hf, use_cache=True)
+            hf = want.past_key_values
+            shared.reorder(parents)
+            got = shared_prefix.step(decoder, shared, feed)
+            torch.testing.assert_close(got, want.last_hidden_state[:, -1], rtol=1e-4, atol=1e-5)
+    assert shared.generated == 4 and shared.prompt_length == 17
+
+
+def test_beam_search_is_the_same_with_and_without_the_shared_prefix(lm, tok, monkeypatch, ds):
+    from urllm.llm import shared_prefix
+
+    ids = tok("This user bought", add_special_tokens=False)["input_ids"]
+    trie = TitleTrie.from_items(tok, ds.item_titles[:30], list(range(30)))
+    shared = [beam_search(lm, ids, tok.eos_token_id, 4, 10), beam_search(lm, ids, tok.eos_token_id, 4, 20, trie)]
+    monkeypatch.setattr(shared_prefix, "supported", lambda decoder: False)  # HF's cache path
+    plain = [beam_search(lm, ids, tok.eos_token_id, 4, 10), beam_search(lm, ids, tok.eos_token_id, 4, 20, trie)]
+    for a, b in zip(shared, plain):
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-4)

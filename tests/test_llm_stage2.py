@@ -9,7 +9,7 @@ from urllm.data import load_dataset
 from urllm.llm.finetune import LoraTrainConfig, add_lora, train_lora
 from urllm.llm.generate import GenerationConfig, Generator
 from urllm.llm.prompt import PromptBuilder, PromptConfig
-from urllm.llm.stage2 import Neighbours, Stage2Config, evaluate_lines, sample_lines, training_examples
+from urllm.llm.stage2 import Neighbours, Stage2Config, evaluate_lines, sample_lines, score_results, training_examples
 from urllm.models.dual_graph import DualGraphConfig, DualGraphModel
 from urllm.models.export import export_stage1
 from urllm.models.graphs import build_graphs
@@ -60,9 +60,50 @@ def test_stage2_end_to_end_with_tiny_lm(stage1):
     assert lines == sample_lines(len(ds.splits["test"]), cfg.eval_lines, cfg.seed)  # same lines every time
     metrics, results = evaluate_lines(ds, Generator(model, tok, ds, cfg.generation), builder, nb, test_top, lines, cfg.k)
     assert set(metrics) == {"dual_graph", "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined"}
+    with_pipeline = score_results(ds, results, test_top, cfg.generation.top_k, fusion_weight=0.0)
+    assert with_pipeline["urllm"]["overall"]["HR@10"] == metrics["dual_graph"]["overall"]["HR@10"]  # weight 0 = dual graph
     for name, m in metrics.items():
         assert m["n_test_lines"] == 3
         assert all(0 <= v <= 1 for v in m["overall"].values() if not isinstance(v, int))
     assert metrics["urllm_constrained"]["overall"]["ood_rate"] == 0.0
     assert metrics["urllm_constrained"]["overall"]["valid_rate"] == 1.0
     assert all(len(r.neighbours) == 1 and r.prompt_tokens["neighbors"] > 0 for r in results)
+
+
+# ---- the full pipeline: fusion with the dual-graph ranking, weight chosen on valid --------
+def test_fuse_weight_zero_is_the_dual_graph_ranking_and_a_large_weight_puts_llm_items_first():
+    from urllm.llm.refine import fuse
+
+    dual = [10, 11, 12, 13, 14, 15]
+    assert fuse(dual, [14, 99], 0.0, 4) == [10, 11, 12, 13]
+    assert fuse(dual, [14, 99], 100.0, 4) == [14, 99, 10, 11]  # 99: only the LLM named it
+    mid = fuse(dual, [13], 1.0, 6)
+    assert mid[0] == 13 and sorted(mid) == sorted(dual)  # promoted, nothing lost
+    assert fuse(dual, [], 2.0, 3) == [10, 11, 12]
+
+
+def _result(line: int, llm_items: list[int], fell_back: bool = False):
+    from urllm.llm.generate import Generation
+    from urllm.llm.stage2 import LineResult
+
+    refined = Generation("refined", [], [], fell_back, {"llm_items": llm_items})
+    return LineResult(line, [], {}, {}, {"refined": refined})
+
+
+def test_fusion_weight_is_chosen_on_valid_and_never_below_the_dual_graph_there(stage1):
+    from urllm.llm.stage2 import choose_fusion_weight, pipeline_ranking
+
+    ds = stage1[0]
+    valid = ds.splits["valid"]
+    top = torch.tensor([[t for t in ds.items_of(ex.domain) if t != ex.target][:30] for ex in valid])  # target never in it
+    helpful = [_result(i, [ex.target]) for i, ex in enumerate(valid)]  # the LLM names every target
+    weight, grid = choose_fusion_weight(ds, helpful, top, 20)
+    assert weight > 0 and grid[str(weight)] == 1.0 and grid["0.0"] == 0.0
+    assert pipeline_ranking(helpful[0], top, weight, 20)[0] == valid[0].target
+    useless = [_result(i, [int(top[i][-1])]) for i in range(len(valid))]  # names a poor item
+    top_hit = torch.tensor([[ex.target, *[t for t in ds.items_of(ex.domain) if t != ex.target][:29]] for ex in valid])
+    weight, grid = choose_fusion_weight(ds, useless, top_hit, 20)
+    assert weight == 0.0  # ties go to the smaller weight: the dual-graph ranking itself
+    assert pipeline_ranking(useless[0], top_hit, weight, 20) == [int(i) for i in top_hit[0][:20]]
+    fell = _result(0, [valid[0].target], fell_back=True)  # Algorithm 1 fell back: the dual-graph list
+    assert pipeline_ranking(fell, top, 4.0, 20) == [int(i) for i in top[0][:20]]

@@ -202,14 +202,17 @@ def test_export_writes_vectors_rankings_and_reloadable_weights(synthetic, tmp_pa
     model = model_for(synthetic, DualGraphConfig(**TINY))
     fit(model, synthetic, FitConfig(epochs=1, batch_size=32, progress=False))
     save_model(model, tmp_path, "dual_graph")
+    (tmp_path / "dual_graph.json").write_text("{}")  # the pipeline's metrics file of that name must not matter
     export_stage1(model, synthetic, tmp_path, top_n=50)
     vectors = load_file(tmp_path / "stage1_vectors.safetensors")
     for split in ("train", "valid", "test"):
         assert vectors[f"users_{split}"].shape == (len(synthetic.splits[split]), 2, 16)
         assert vectors[f"users_mixed_{split}"].shape == (len(synthetic.splits[split]), 16)
     assert vectors["items"].shape == (synthetic.n_items, 16)
-    top = load_file(tmp_path / "stage1_rankings.safetensors")["test_top"]
+    rankings = load_file(tmp_path / "stage1_rankings.safetensors")
+    top = rankings["test_top"]
     assert top.shape == (len(synthetic.splits["test"]), 50)
+    assert rankings["valid_top"].shape == (len(synthetic.splits["valid"]), 50)  # the pipeline's fusion is tuned on valid
     assert (top[:, 40:] == -1).all()  # a domain has 40 items: the rest is marked empty
     ex = synthetic.splits["test"][0]
     assert set(top[0, :40].tolist()) == set(synthetic.items_of(ex.domain).tolist())

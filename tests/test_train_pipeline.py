@@ -14,7 +14,7 @@ from urllm.config import resolve, set_field
 from urllm.manifest import file_record
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = {"pop", "sasrec", "dual_graph", "dual_graph_no_graph", "urllm_free", "urllm_constrained",
+METHODS = {"pop", "sasrec", "dual_graph", "dual_graph_no_graph", "urllm", "urllm_free", "urllm_constrained",
            "urllm_candidates", "urllm_refined"}
 
 

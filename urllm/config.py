@@ -26,6 +26,8 @@ class LLMConfig:
     k: int = 1  # neighbours in evaluation and app prompts
     train_lines: int = 200  # training lines turned into LoRA examples
     eval_lines: int = 100  # test lines generated for and scored (seeded sample)
+    valid_lines: int = 100  # validation lines generated for to choose the pipeline's fusion weight (0: weight 0)
+    fusion_weights: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])  # candidates
     ks: list[int] = field(default_factory=lambda: [1])  # retrieval k values evaluated
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
@@ -50,7 +52,7 @@ def _tiny() -> RunConfig:
     cfg = RunConfig(dataset="synthetic?n_users=120", top_n=40)
     cfg.dual_graph = DualGraphConfig(dim=16, n_blocks=1, max_len=12)
     cfg.fit = FitConfig(epochs=3, batch_size=16, lr=5e-3, patience=3)
-    cfg.llm = LLMConfig(base_model="tiny", train_lines=8, eval_lines=4, ks=[0, 1],
+    cfg.llm = LLMConfig(base_model="tiny", train_lines=8, eval_lines=4, valid_lines=4, ks=[0, 1],
                         prompt=PromptConfig(max_tokens=1500, max_history=10, max_neighbor_items=5),
                         lora=LoraTrainConfig(r=2, alpha=4, steps=3, batch_size=2, target_modules=["q_proj", "v_proj"]),
                         generation=GenerationConfig(num_beams=2, max_new_tokens=12, candidates=10))
@@ -61,7 +63,7 @@ def _tiny() -> RunConfig:
 def _demo() -> RunConfig:
     cfg = RunConfig()
     cfg.fit = FitConfig(epochs=8, patience=2)
-    cfg.llm = LLMConfig(train_lines=120, eval_lines=40, ks=[1], prompt=PromptConfig(max_tokens=384),
+    cfg.llm = LLMConfig(train_lines=120, eval_lines=40, valid_lines=40, ks=[1], prompt=PromptConfig(max_tokens=384),
                         lora=LoraTrainConfig(steps=40, batch_size=4), generation=GenerationConfig(num_beams=5))
     return cfg
 
@@ -70,7 +72,7 @@ def _full() -> RunConfig:
     cfg = RunConfig(dataset="movielens", threads=8)
     cfg.dual_graph = DualGraphConfig(dim=128, negatives=0)
     cfg.fit = FitConfig(epochs=60, batch_size=256, patience=6)
-    cfg.llm = LLMConfig(train_lines=8000, eval_lines=2000, ks=[0, 1, 3], prompt=PromptConfig(max_tokens=1024),
+    cfg.llm = LLMConfig(train_lines=8000, eval_lines=2000, valid_lines=500, ks=[0, 1, 3], prompt=PromptConfig(max_tokens=1024),
                         lora=LoraTrainConfig(steps=2000, batch_size=16, r=16, alpha=32))
     return cfg
 

@@ -13,6 +13,7 @@ import time
 
 from urllm.llm.generate import VARIANTS, GenerationConfig, Generator
 from urllm.llm.prompt import Prompt, PromptBuilder, PromptConfig
+from urllm.llm.refine import fuse
 from urllm.runs import Line, RunData, RunError
 
 
@@ -72,5 +73,15 @@ class LiveModel:
             titles = next(iter(self._generators.values())).titles if self._generators else None
             self._generators[key] = Generator(self.model, self.tokenizer, self.dataset, cfg, titles)
         start = time.perf_counter()
-        out = self._generators[key].run(prompt_text, line.domain, self.run.dual_graph_top(line), variants)
+        dual = self.run.dual_graph_top(line)
+        out = self._generators[key].run(prompt_text, line.domain, dual, variants)
+        if "refined" in out:  # the full pipeline: Algorithm 1, then the fusion weight the run chose on valid
+            refined = out["refined"]
+            ranking = dual[: c.top_k] if refined.fell_back else fuse(dual, refined.extra.get("llm_items", []),
+                                                                      self.fusion_weight, c.top_k)
+            out["pipeline"] = dataclasses.replace(refined, variant="pipeline", ranking=ranking)
         return out, time.perf_counter() - start
+
+    @property
+    def fusion_weight(self) -> float:
+        return float(self.run.generations.get("fusion", {}).get("weight", 0.0))

@@ -9,6 +9,7 @@ Files of a run (besides manifest.json):
   retrieval_{A,B}.faiss(.json)  user indexes per target domain
   lora/                         the LoRA adapter (peft save_pretrained) and training.json
   generations.json              per evaluated test line: neighbours, prompt sections, variants
+                                (+ "pipeline": the fused list), and the fusion weight chosen on valid
   projections.safetensors       UMAP of items and users
 """
 from __future__ import annotations
@@ -28,6 +29,9 @@ from urllm.run import Run
 from urllm.seed import seed_everything
 
 STAGE1_METHODS = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph")
+# Bumped when a stage's files change form, so an older run's stage is rebuilt, not misread
+# (2: valid_top rankings, <model>.config.json, the pipeline's fusion in generations.json).
+FILES_VERSION = 2
 
 
 def _asdict(x):
@@ -160,12 +164,18 @@ def follower(cfg: RunConfig, run_dir: Path) -> None:
     torch.distributed.barrier()
 
 
+def _bar(desc: str):
+    from tqdm.auto import tqdm
+
+    return lambda xs: tqdm(xs, desc=desc, leave=False)
+
+
 def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
     from safetensors.torch import load_file
 
     from urllm.llm.finetune import load_adapter, save_adapter
     from urllm.llm.generate import Generator
-    from urllm.llm.stage2 import evaluate_lines, sample_lines
+    from urllm.llm.stage2 import choose_fusion_weight, evaluate_lines, pipeline_ranking, sample_lines
     from urllm.run import stage_key
 
     llm = cfg.llm
@@ -207,24 +217,39 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
 
     def generation(run_dir: Path) -> dict:
         generator = Generator(tuned, tok, ds, llm.generation)
+        rankings = load_file(run.dir / "stage1_rankings.safetensors")
+        top_k = llm.generation.top_k
+        # the pipeline's fusion weight, chosen on validation lines with the main k
+        main_k = llm.k if llm.k in llm.ks else llm.ks[0]
+        weight, grid = 0.0, {}
+        if llm.valid_lines and ds.splits["valid"]:
+            valid = sample_lines(len(ds.splits["valid"]), llm.valid_lines, cfg.seed)
+            _, valid_results = evaluate_lines(ds, generator, builder, neighbours, rankings["valid_top"], valid, main_k,
+                                              ("refined",), progress=_bar("valid lines"), split="valid")
+            weight, grid = choose_fusion_weight(ds, valid_results, rankings["valid_top"], top_k, llm.fusion_weights)
         lines = sample_lines(len(ds.splits["test"]), llm.eval_lines, cfg.seed)
         per_k, records = {}, {}
         for k in llm.ks:
-            metrics, results = evaluate_lines(ds, generator, builder, neighbours, test_top, lines, k)
+            metrics, results = evaluate_lines(ds, generator, builder, neighbours, test_top, lines, k,
+                                              progress=_bar(f"test lines, k={k}"), fusion_weight=weight)
             per_k[str(k)] = metrics
             for r in results:
+                variants = {v: {"ranking": g.ranking, "fell_back": g.fell_back,
+                                "outputs": [dataclasses.asdict(o) for o in g.outputs]}
+                            for v, g in r.generations.items()}
+                variants["pipeline"] = variants["refined"] | {"ranking": pipeline_ranking(r, test_top, weight, top_k)}
                 records.setdefault(str(r.line), {})[str(k)] = {
-                    "neighbours": r.neighbours, "prompt": r.prompt_sections, "tokens": r.prompt_tokens,
-                    "variants": {v: {"ranking": g.ranking, "fell_back": g.fell_back,
-                                     "outputs": [dataclasses.asdict(o) for o in g.outputs]}
-                                 for v, g in r.generations.items()}}
-        atomic_write_json(run_dir / "generations.json", {"lines": lines, "ks": llm.ks, "k": llm.k,
-                                                          "metrics": per_k, "records": records})
-        main_k = str(llm.k if llm.k in llm.ks else llm.ks[0])
+                    "neighbours": r.neighbours, "prompt": r.prompt_sections, "tokens": r.prompt_tokens, "variants": variants}
+        atomic_write_json(run_dir / "generations.json", {"lines": lines, "ks": llm.ks, "k": llm.k, "metrics": per_k,
+                                                          "fusion": {"weight": weight, "valid_HR@10": grid},
+                                                          "records": records})
+        main = per_k[str(main_k)]
         return {"files": [run_dir / "generations.json"],
-                "summary": {"lines": len(lines), "HR@10_refined": round(per_k[main_k]["urllm_refined"]["overall"]["HR@10"], 4)}}
+                "summary": {"lines": len(lines), "fusion_weight": weight, "HR@10_urllm": round(main["urllm"]["overall"]["HR@10"], 4),
+                            "HR@10_dual_graph": round(main["dual_graph"]["overall"]["HR@10"], 4)}}
 
-    gen_inputs = {"llm": {k: _asdict(getattr(llm, k)) for k in ("k", "ks", "eval_lines", "generation")}, "up": lora_rec["key"]}
+    gen_inputs = {"llm": {k: _asdict(getattr(llm, k)) for k in ("k", "ks", "eval_lines", "valid_lines", "fusion_weights", "generation")},
+                  "v": FILES_VERSION, "up": lora_rec["key"]}
     run.stage("generation", gen_inputs, generation)
     gens = json.loads((run.dir / "generations.json").read_text())
     main_k = str(llm.k if llm.k in llm.ks else llm.ks[0])
@@ -256,7 +281,7 @@ def run_pipeline(cfg: RunConfig, run: Run) -> dict:
     graphs = _graphs(ds)
     keys, metrics = {}, {}
     for method in STAGE1_METHODS:
-        inputs = {"dual_graph": _asdict(cfg.dual_graph), "fit": _asdict(cfg.fit), "top_n": cfg.top_n, "seed": cfg.seed,
+        inputs = {"dual_graph": _asdict(cfg.dual_graph), "fit": _asdict(cfg.fit), "top_n": cfg.top_n, "seed": cfg.seed, "v": FILES_VERSION,
                   "method": method, "up": data_rec["key"]}
         keys[method] = run.stage(method, inputs, stage1_method(cfg, ds, method, graphs))["key"]
         metrics[method] = json.loads((run.dir / f"{method}.json").read_text())

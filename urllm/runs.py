@@ -243,12 +243,15 @@ class RunData:
         return read_json(path) if path.is_file() else {}
 
     def precomputed(self, line: Line, k: int | None = None) -> dict | None:
-        """The stored record of a line for k neighbours (default: the run's main k)."""
+        """The stored record of a line for k neighbours (default: the run's main k, else
+        the first stored); None when the line, or that k, was not generated for."""
         gens = self.generations
         per_k = gens.get("records", {}).get(str(line.index))
         if not per_k:
             return None
-        return per_k.get(str(gens.get("k") if k is None else k)) or next(iter(per_k.values()))
+        if k is not None:
+            return per_k.get(str(k))
+        return per_k.get(str(gens.get("k"))) or next(iter(per_k.values()))
 
     # ---- projections -------------------------------------------------------------------
     @cached_property
@@ -262,8 +265,9 @@ class RunData:
         import pandas as pd
 
         gens, rows = self.generations, []
+        ranked = self.has("dual_graph")  # a run stopped after the data stage has no rankings yet
         for ln in self.test_lines:
-            rank = self.target_rank(self.dual_graph_top(ln), ln)
+            rank = self.target_rank(self.dual_graph_top(ln), ln) if ranked else None
             row = {"line": ln.index, "user": self.user_ids[ln.user], "domain": self.domains[ln.domain],
                    "history": len(ln.history), "cold_start": self.cold_start(ln), "target": self.titles[ln.target],
                    "dual_graph_rank": rank, "dual_graph_hit@10": rank is not None and rank <= 10}

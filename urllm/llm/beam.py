@@ -1,8 +1,9 @@
 """Beam search for the LLM variants, with one prompt prefill shared by all beams.
 
-The prompt runs once (batch 1); its KV cache is then indexed by each step's surviving
-beams (`reorder_cache` also does the first fan-out), and each step feeds one token per
-beam. Two searches:
+The prompt runs once (batch 1). For Llama-family models its keys/values then stay one
+shared copy that every beam attends to (urllm/llm/shared_prefix.py); for others HF's KV
+cache is indexed by each step's surviving beams (`reorder_cache` also does the first
+fan-out). Each step feeds one token per beam. Two searches:
 
 - free text (`trie=None`): the usual beam search; a hypothesis scores its summed
   log-probability divided by length ** length_penalty.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from urllm.llm import shared_prefix
 from urllm.llm.trie import TitleTrie
 
 
@@ -40,6 +42,26 @@ def prefill(model, prompt_ids: list[int]):
     decoder, head = _parts(model)
     with torch.inference_mode():
         out = decoder(input_ids=torch.tensor([prompt_ids], device=head.weight.device), use_cache=True)
+    cache = out.past_key_values
+    if shared_prefix.supported(decoder):
+        cache = shared_prefix.SharedPrefixCache.from_hf(cache)
+    return cache, out.last_hidden_state[:, -1]
+
+
+def _fork(cache):
+    """A private cache for one search over a prefilled prompt."""
+    return cache.fork() if isinstance(cache, shared_prefix.SharedPrefixCache) else copy.deepcopy(cache)
+
+
+def _advance(decoder, cache, parents: list[int], feed: list[list[int]]):
+    """Keep the beams `parents`, feed them `feed` [beams, T]; (cache, last hidden [beams, H])."""
+    device = decoder.get_input_embeddings().weight.device
+    parents_t, feed_t = torch.tensor(parents, device=device), torch.tensor(feed, device=device)
+    if isinstance(cache, shared_prefix.SharedPrefixCache):
+        cache.reorder(parents_t)
+        return cache, shared_prefix.step(decoder, cache, feed_t)
+    cache.reorder_cache(parents_t)
+    out = decoder(input_ids=feed_t, past_key_values=cache, use_cache=True)
     return out.past_key_values, out.last_hidden_state[:, -1]
 
 
@@ -62,7 +84,7 @@ def beam_search(
     if max_new_tokens < 1 or num_beams < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} and num_beams={num_beams} must be at least 1")
     cache, hidden = prefilled if prefilled is not None else prefill(model, prompt_ids)
-    cache = copy.deepcopy(cache) if prefilled is not None else cache
+    cache = _fork(cache) if prefilled is not None else cache
     with torch.inference_mode():
         if trie is None:
             return _free(model, cache, hidden, eos_id, num_beams, max_new_tokens, length_penalty, stats)
@@ -70,7 +92,7 @@ def beam_search(
 
 
 def _free(model, cache, hidden, eos_id, num_beams, max_new_tokens, length_penalty, stats) -> list[Hypothesis]:
-    _, head = _parts(model)
+    decoder, head = _parts(model)
     device = head.weight.device
     logits = head(hidden)
     beams: list[list[int]] = [[]]
@@ -98,9 +120,8 @@ def _free(model, cache, hidden, eos_id, num_beams, max_new_tokens, length_penalt
         if step == max_new_tokens:
             break
         beams, scores = live, torch.tensor(live_scores, device=device)
-        cache.reorder_cache(torch.tensor(parents, device=device))
-        out = model(torch.tensor([b[-1] for b in live], device=device).view(-1, 1), past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1]
+        cache, hidden = _advance(decoder, cache, parents, [[b[-1]] for b in live])
+        logits = head(hidden)
         forwards += 1
     if len(finished) < num_beams:  # no eos within max_new_tokens: keep the live beams too
         finished += [Hypothesis(t, s / max(1, len(t)) ** length_penalty, []) for t, s in zip(live, live_scores)]
@@ -123,7 +144,6 @@ def _forced_run(node: dict, token: int, limit: int, eos_id: int) -> list[int]:
 
 def _in_trie(model, cache, hidden, trie: TitleTrie, num_beams, max_new_tokens, max_forced, stats) -> list[Hypothesis]:
     decoder, head = _parts(model)
-    device = head.weight.device
     # live beams: (tokens, trie node, score)
     beams: list[tuple[list[int], dict, float]] = [([], trie.root, 0.0)]
     finished: list[Hypothesis] = []
@@ -164,10 +184,7 @@ def _in_trie(model, cache, hidden, trie: TitleTrie, num_beams, max_new_tokens, m
             for t in run[:width]:
                 node = node[t]
             beams.append((tokens + run[:width], node, score))
-        cache.reorder_cache(torch.tensor(parents, device=device))
-        feed = torch.tensor([r[:width] for r in runs], device=device)
-        out = decoder(input_ids=feed, past_key_values=cache, use_cache=True)
-        cache, hidden = out.past_key_values, out.last_hidden_state[:, -1]
+        cache, hidden = _advance(decoder, cache, parents, [r[:width] for r in runs])
         forwards += 1
         generated += width
     stats.update(steps=generated, forwards=forwards)

@@ -123,7 +123,8 @@ class Generator:
                 grounded = self.titles.ground(texts)
                 refined, fell_back = refine(grounded, ds.item_domain, domain, fallback, c.refine_m)
                 g_outputs = flag_outputs(texts, grounded, ds.item_domain, domain)
-                out["refined"] = Generation("refined", g_outputs, complete(refined, fallback, c.top_k), fell_back)
+                out["refined"] = Generation("refined", g_outputs, complete(refined, fallback, c.top_k), fell_back,
+                                            {"llm_items": [] if fell_back else refined})
         for variant in ("constrained", "candidates"):
             if variant not in variants:
                 continue

@@ -67,3 +67,19 @@ def refine(
             seen.add(g)
             items.append(g)
     return items, False
+
+
+def fuse(dual_ranking: list[int], llm_items: list[int], weight: float, k: int, c: float = 60.0) -> list[int]:
+    """The full pipeline's list: weighted reciprocal-rank fusion of the dual-graph ranking
+    and the LLM's grounded in-domain items, score(i) = 1/(c + dual rank) + weight/(c + LLM
+    rank) (an absent item adds nothing). weight 0 gives the dual-graph ranking exactly;
+    the weight is chosen on validation lines (stage2.choose_fusion_weight), so the LLM
+    only moves items when that helped on lines the test never sees."""
+    score: dict[int, float] = {}
+    for rank, item in enumerate(dual_ranking, 1):
+        score[item] = score.get(item, 0.0) + 1.0 / (c + rank)
+    if weight > 0:
+        for rank, item in enumerate(dict.fromkeys(llm_items), 1):
+            score[item] = score.get(item, 0.0) + weight / (c + rank)
+    order = {item: i for i, item in enumerate([*dual_ranking, *llm_items])}  # ties: dual-graph order first
+    return sorted(score, key=lambda i: (-score[i], order[i]))[:k]

@@ -5,6 +5,11 @@ Inputs are stage 1's exports (urllm/models/export.py): the domain-specific user 
 and each test line's dual-graph top-N. Lists are scored by the target's position in
 the top-K list (absent: a miss), so MRR here is MRR@K; the dual-graph ranking is scored
 the same way on the same lines, so every row of the table compares like with like.
+
+The full pipeline ("urllm") is Algorithm 1 followed by a fusion of the LLM's grounded
+items with the dual-graph ranking (refine.fuse), its weight chosen on validation lines
+(`choose_fusion_weight`). The paper puts the LLM's items first; with a small LLM that
+sinks the list below the dual-graph model, and the fusion lets validation decide.
 """
 from __future__ import annotations
 
@@ -17,8 +22,12 @@ from urllm.data.dataset import Dataset
 from urllm.llm.finetune import LoraTrainConfig, TrainExample, encode_example
 from urllm.llm.generate import VARIANTS, GenerationConfig, Generator
 from urllm.llm.prompt import PromptBuilder, PromptConfig, answer_text
+from urllm.llm.refine import fuse
 from urllm.metrics import summarize
 from urllm.retrieval import RetrievalConfig, build_domain_indexes
+
+
+FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # candidates for the LLM's weight in the pipeline's fusion
 
 
 @dataclass
@@ -88,37 +97,65 @@ def evaluate_lines(
     generator: Generator,
     builder: PromptBuilder,
     neighbours: Neighbours,
-    test_top: torch.Tensor,
+    top: torch.Tensor,
     lines: list[int],
     k: int,
     variants=VARIANTS,
     progress=None,
+    split: str = "test",
+    fusion_weight: float | None = None,
 ) -> tuple[dict, list[LineResult]]:
-    """Metrics of every variant (and of the dual-graph list) on the given test lines."""
-    test = dataset.splits["test"]
+    """Metrics of every variant (and of the dual-graph list `top` of the split) on the
+    given lines; with `fusion_weight`, also of the full pipeline ("urllm")."""
+    examples = dataset.splits[split]
     results = []
     for line in progress(lines) if progress else lines:
-        ex = test[line]
-        nbrs = neighbours.query("test", line, k)
+        ex = examples[line]
+        nbrs = neighbours.query(split, line, k)
         prompt = builder.build(ex.history, ex.domain, neighbours.sequences(nbrs))
-        ranking = [int(i) for i in test_top[line] if i >= 0]
+        ranking = [int(i) for i in top[line] if i >= 0]
         results.append(LineResult(line, nbrs, prompt.tokens, prompt.sections, generator.run(prompt.text, ex.domain, ranking, variants)))
-    return score_results(dataset, results, test_top, generator.cfg.top_k), results
+    return score_results(dataset, results, top, generator.cfg.top_k, split, fusion_weight), results
 
 
 def _rank_in(ranking: list[int], target: int) -> float:
     return float(ranking.index(target) + 1) if target in ranking else float("inf")
 
 
-def score_results(dataset: Dataset, results: list[LineResult], test_top: torch.Tensor, top_k: int) -> dict:
-    test = dataset.splits["test"]
-    domains = np.array([test[r.line].domain for r in results])
+def pipeline_ranking(result: LineResult, top: torch.Tensor, weight: float, top_k: int) -> list[int]:
+    """The full URLLM list of a line: Algorithm 1's fallback when it fell back, else the
+    dual-graph ranking fused with the LLM's grounded items at `weight`."""
+    dual = [int(i) for i in top[result.line] if i >= 0]
+    refined = result.generations["refined"]
+    return dual[:top_k] if refined.fell_back else fuse(dual, refined.extra.get("llm_items", []), weight, top_k)
+
+
+def choose_fusion_weight(dataset: Dataset, results: list[LineResult], top: torch.Tensor, top_k: int,
+                         weights=FUSION_WEIGHTS, split: str = "valid") -> tuple[float, dict[str, float]]:
+    """The weight with the best HR@10 (then MRR, then the smaller weight) on `results` of
+    VALIDATION lines; weight 0 (the dual-graph ranking) is always a candidate, so the
+    pipeline cannot be chosen below the dual-graph model on these lines."""
+    examples = dataset.splits[split]
+    table, best = {}, None
+    for w in sorted({0.0, *map(float, weights)}):
+        ranks = np.array([_rank_in(pipeline_ranking(r, top, w, top_k), examples[r.line].target) for r in results])
+        hr, mrr = float((ranks <= 10).mean()) if len(ranks) else 0.0, float((1 / ranks).mean()) if len(ranks) else 0.0
+        table[str(w)] = round(hr, 4)
+        if best is None or (hr, mrr) > best[1:]:
+            best = (w, hr, mrr)
+    return best[0], table
+
+
+def score_results(dataset: Dataset, results: list[LineResult], top: torch.Tensor, top_k: int, split: str = "test",
+                  fusion_weight: float | None = None) -> dict:
+    examples = dataset.splits[split]
+    domains = np.array([examples[r.line].domain for r in results])
     out = {}
-    dual = [_rank_in([int(i) for i in test_top[r.line][:top_k]], test[r.line].target) for r in results]
+    dual = [_rank_in([int(i) for i in top[r.line][:top_k]], examples[r.line].target) for r in results]
     out["dual_graph"] = summarize(np.array(dual), domains, dataset.domains)
     variants = results[0].generations.keys() if results else []
     for v in variants:
-        ranks = np.array([_rank_in(r.generations[v].ranking, test[r.line].target) for r in results])
+        ranks = np.array([_rank_in(r.generations[v].ranking, examples[r.line].target) for r in results])
         metrics = summarize(ranks, domains, dataset.domains)
         outputs = [o for r in results for o in r.generations[v].outputs]
         n = max(1, len(outputs))
@@ -130,4 +167,9 @@ def score_results(dataset: Dataset, results: list[LineResult], test_top: torch.T
         if v == "refined":
             metrics["overall"]["fallback_rate"] = sum(r.generations[v].fell_back for r in results) / max(1, len(results))
         out[f"urllm_{v}"] = metrics
+    if fusion_weight is not None and "refined" in variants:
+        ranks = np.array([_rank_in(pipeline_ranking(r, top, fusion_weight, top_k), examples[r.line].target) for r in results])
+        out["urllm"] = summarize(ranks, domains, dataset.domains)
+        out["urllm"]["overall"] |= {"fusion_weight": fusion_weight} | {
+            m: out["urllm_refined"]["overall"][m] for m in ("ood_rate", "valid_rate", "dup_rate", "fallback_rate")}
     return out

@@ -1,0 +1,115 @@
+"""Overview: the run's dataset in figures, the test metrics of every method and LLM variant
+(overall and per target domain), the training curves of the stage-1 models and of the
+LoRA fine-tune, and what each stage of train.py cost. An incomplete run shows what its
+finished stages hold and names the missing ones."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from urllm.case_study import METRIC_COLUMNS, metric_rows
+from urllm.ui import guard, sidebar
+
+# train.py's stages, in the order it runs them
+STAGES = ("data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "retrieval", "lora", "generation", "projections")
+CURVE_METHODS = ("sasrec", "dual_graph", "dual_graph_no_graph")  # pop is counted, not trained
+LOSSES = ("ce", "infomax", "align", "total")
+
+st.set_page_config(page_title="Overview · URLLM Studio", layout="wide")
+sel = sidebar()
+run, manifest = sel.run, sel.run.manifest
+st.title(f"Overview of run {run.name}")
+
+done = [s["name"] for s in manifest["stages"]]
+missing = [s for s in STAGES if s not in done]
+if not manifest.get("complete"):
+    st.warning(f"This run is incomplete: {len(done)} of {len(STAGES)} stages finished; missing: "
+               f"{', '.join(missing) or 'none (train.py stopped before writing the metrics)'}. "
+               "The sections below show what the finished stages hold.")
+
+# ---- dataset ---------------------------------------------------------------------------
+st.header("Dataset")
+d = manifest["dataset"].get("describe")
+if not d:
+    st.info("The manifest has no dataset description (the data stage has not finished).")
+else:
+    st.caption(f"`{d.get('spec', manifest['dataset'].get('spec'))}`")
+    cols = st.columns(5)
+    cols[0].metric("users", f"{d['n_users']:,}")
+    for col, name in zip(cols[1:3], d["domains"]):
+        col.metric(f"{name} items", f"{d['n_items'][name]:,}")
+    cols[3].metric("interactions", f"{d['n_interactions']:,}")
+    cols[4].metric("users in both domains", f"{d.get('users_in_both_domains', 0):,}")
+    left, right = st.columns(2)
+    with left:
+        st.caption("Sequence length (items per user)")
+        st.dataframe(pd.DataFrame([d["sequence_length"]]), hide_index=True)
+    with right:
+        st.caption("Splits: test lines per target domain")
+        st.dataframe(pd.DataFrame([{"split": s, "lines": n, "users": d["split_users"][s], **d["targets_per_domain"][s]}
+                                   for s, n in d["splits"].items()]), hide_index=True)
+
+# ---- metrics ---------------------------------------------------------------------------
+st.header("Test metrics")
+metrics = run.metrics
+if not metrics:
+    st.info("No metrics yet: train.py writes them into the manifest once every stage has finished.")
+else:
+    number = st.column_config.NumberColumn(format="%.4f")
+    scopes = ["overall", *run.domains]
+    for tab, scope in zip(st.tabs(scopes), scopes):
+        rows = metric_rows(metrics, scope)
+        table = pd.DataFrame(rows).set_index("method").dropna(axis=1, how="all")  # the LLM rates exist overall only
+        tab.dataframe(table, column_config={c: number for c in METRIC_COLUMNS}, placeholder="–")
+    sampled = {m: v["overall"]["n"] for m, v in metrics.items() if m.startswith("urllm")}
+    if sampled:
+        n_test = max(v["overall"]["n"] for v in metrics.values())
+        st.caption(f"HR/NDCG/MRR over the held-out target of each test line. The LLM variants and the full pipeline (urllm*) are scored on the "
+                   f"generation stage's sample of {max(sampled.values())} of the {n_test} test lines (column n), the other "
+                   "methods on every test line: compare them on the same sample on the Evaluation page. "
+                   "ood_rate / valid_rate / dup_rate: share of LLM answers naming an item of the other domain / any "
+                   "catalogue item / an item already answered.")
+
+# ---- training curves -------------------------------------------------------------------
+st.header("Training curves")
+
+
+def line_chart(rows: list[dict], x: str, ys: list[str], title: str) -> go.Figure:
+    fig = go.Figure([go.Scatter(x=[r[x] for r in rows], y=[r.get(y) for r in rows], mode="lines+markers", name=y) for y in ys])
+    fig.update_layout(title=title, xaxis_title=x, height=300, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+curves = {m: guard(run.curve, m) for m in CURVE_METHODS}
+summaries = {s["name"]: s.get("summary") or {} for s in manifest["stages"]}
+trained = [m for m in CURVE_METHODS if curves[m]]
+lora = guard(run.lora_report)
+if not trained and not lora:
+    st.info("No training curve yet (the stage-1 models and the LoRA fine-tune write them).")
+if trained:
+    for tab, method in zip(st.tabs(trained), trained):
+        curve = curves[method]
+        left, right = tab.columns(2)
+        left.plotly_chart(line_chart(curve, "epoch", [c for c in LOSSES if c in curve[0]], f"{method}: training loss"))
+        right.plotly_chart(line_chart(curve, "epoch", ["valid_HR@10", "valid_MRR"], f"{method}: validation"))
+        best = summaries.get(method, {}).get("best_epoch")
+        tab.caption(f"{len(curve)} epochs in {curve[-1]['seconds']:.1f} s"  # seconds are counted from the start
+                    + (f"; the model of epoch {best} (best validation MRR) is kept." if best else "."))
+if lora:
+    st.subheader("LoRA fine-tune")
+    st.plotly_chart(line_chart(lora["curve"], "step", ["loss"], "LoRA: loss on the answer tokens"))
+    cfg = lora.get("config", {})
+    st.caption(f"{len(lora['curve'])} steps in {lora.get('seconds', 0):.1f} s ({lora.get('tokens_per_s', 0):,.0f} tokens/s); "
+               f"r = {cfg.get('r')}, alpha = {cfg.get('alpha')}, lr = {cfg.get('lr')}, batch {cfg.get('batch_size')}, "
+               f"modules {', '.join(cfg.get('target_modules', []))}.")
+elif trained:
+    st.info("No LoRA curve: the run has no finished lora stage.")
+
+# ---- stages ----------------------------------------------------------------------------
+st.header("Stages")
+st.dataframe(pd.DataFrame([{"stage": s["name"], "seconds": s["seconds"], "files": len(s.get("files", [])),
+                            "summary": ", ".join(f"{k}={v}" for k, v in (s.get("summary") or {}).items())}
+                           for s in manifest["stages"]]), hide_index=True)
+st.caption(f"{sum(s['seconds'] for s in manifest['stages']):.1f} s in all"
+           + (f"; not run yet: {', '.join(missing)}." if missing else "."))

@@ -1,0 +1,293 @@
+"""The Overview and Evaluation pages and the case-study export: every method's metrics as
+in the manifest, training curves, an incomplete run, the per-user table with its filters
+and links, the JSON/HTML export (escaped, self-contained) and a corrupt generations.json."""
+import base64
+import html
+import json
+import math
+import re
+import shutil
+
+import numpy as np
+import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
+
+from app_fixtures import copy_run, run_page, texts
+from urllm.case_study import case_study, case_study_html
+from urllm.runs import RunData
+
+OVERVIEW, EVALUATION = "pages/1_Overview.py", "pages/7_Evaluation.py"
+ORDER = ["pop", "sasrec", "dual_graph", "dual_graph_no_graph",
+         "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined"]
+EVIL = '<script>alert("x")</script> & co'
+
+
+def tiny(artifacts) -> RunData:
+    return RunData.open("tiny", artifacts)
+
+
+def plotly_figures(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def figure(at, title_part: str) -> dict:
+    return next(f for f in plotly_figures(at) if title_part in str(f["layout"].get("title", {}).get("text", "")))
+
+
+def traces(fig: dict) -> dict:
+    """name -> trace, with plotly's base64-packed arrays ({"dtype", "bdata"}) unpacked to lists."""
+    def unpack(value):
+        if isinstance(value, dict) and "bdata" in value:
+            return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+        return value
+
+    return {t["name"]: {k: unpack(v) for k, v in t.items()} for t in fig["data"]}
+
+
+def missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def same(shown, stored) -> bool:
+    """A table cell equals the manifest's value (both empty, or equal numbers)."""
+    if missing(shown) or missing(stored):
+        return missing(shown) and missing(stored)
+    return shown == pytest.approx(stored)
+
+
+def metric_tables(at) -> list:
+    return [df.value for df in at.dataframe if "HR@10" in df.value.columns and df.value.index.name == "method"]
+
+
+def line_frame(at):
+    return next(df.value for df in at.dataframe if "open" in df.value.columns)
+
+
+# ---- Overview ----------------------------------------------------------------------------
+def test_overview_shows_every_method_of_the_manifest_with_its_values(tiny_artifacts, monkeypatch):
+    run = tiny(tiny_artifacts)
+    at = run_page(OVERVIEW, monkeypatch, tiny_artifacts, run="tiny")
+    assert not at.exception
+    assert [m.value for m in at.metric][:2] == ["120", "40"]  # users, art items
+    tables = metric_tables(at)
+    assert len(tables) == 1 + len(run.domains)  # overall, then one tab per domain
+    for table, scope in zip(tables, ["overall", *run.domains]):
+        assert list(table.index) == ORDER and set(ORDER) == set(run.metrics)
+        for method in ORDER:
+            want = run.metrics[method][scope]
+            for column in table.columns:
+                assert same(table.loc[method, column], want.get(column)), (scope, method, column)
+    assert tables[0].loc["urllm_refined", "n"] == run.metrics["urllm_refined"]["overall"]["n"] < tables[0].loc["pop", "n"]
+    assert "ood_rate" in tables[0].columns and "ood_rate" not in tables[1].columns  # the rates exist overall only
+    assert "sample" in texts(at)
+    stages = next(df.value for df in at.dataframe if "stage" in df.value.columns)
+    assert list(stages["stage"]) == [s["name"] for s in run.manifest["stages"]]
+
+
+def test_overview_draws_the_training_curves_from_the_run(tiny_artifacts, monkeypatch):
+    run = tiny(tiny_artifacts)
+    at = run_page(OVERVIEW, monkeypatch, tiny_artifacts, run="tiny")
+    assert not at.exception
+    curve = run.curve("dual_graph")
+    loss = traces(figure(at, "dual_graph: training loss"))
+    assert set(loss) == {"ce", "infomax", "align", "total"}
+    assert loss["infomax"]["y"] == pytest.approx([e["infomax"] for e in curve])
+    valid = traces(figure(at, "dual_graph: validation"))
+    assert valid["valid_MRR"]["y"] == pytest.approx([e["valid_MRR"] for e in curve])
+    assert set(traces(figure(at, "sasrec: training loss"))) == {"ce", "total"}
+    lora = traces(figure(at, "LoRA"))["loss"]
+    assert lora["y"] == pytest.approx([s["loss"] for s in run.lora_report()["curve"]])
+
+
+def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_artifacts, monkeypatch):
+    arts = copy_run(tiny_artifacts, tmp_path)
+    folder = arts / "tiny"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["complete"] = False
+    manifest["stages"] = manifest["stages"][:5]  # data, pop, sasrec, dual_graph, dual_graph_no_graph
+    manifest["metrics"] = {m: v for m, v in manifest["metrics"].items() if not m.startswith("urllm_")}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(folder / "lora")
+    (folder / "generations.json").unlink()
+
+    at = run_page(OVERVIEW, monkeypatch, arts, run="tiny")
+    assert not at.exception
+    warned = " ".join(w.value for w in at.warning)
+    assert "incomplete" in warned and "retrieval, lora, generation, projections" in warned
+    assert list(metric_tables(at)[0].index) == ORDER[:4]
+    assert "No LoRA curve" in texts(at)
+    assert traces(figure(at, "dual_graph: training loss"))
+
+    at = run_page(EVALUATION, monkeypatch, arts, run="tiny")
+    assert not at.exception
+    assert "no LLM variant metrics" in texts(at)
+    assert len(line_frame(at)) == len(tiny(arts).test_lines)
+    assert "no retrieval stage" in json.dumps(case_study(tiny(arts), tiny(arts).test_lines[0]))
+
+
+# ---- Evaluation ----------------------------------------------------------------------------
+def test_evaluation_charts_hold_the_run_metrics(tiny_artifacts, monkeypatch):
+    run = tiny(tiny_artifacts)
+    at = run_page(EVALUATION, monkeypatch, tiny_artifacts, run="tiny")
+    assert not at.exception
+    assert at.selectbox(key="_ev_metric").value == "HR@10"
+    bars = traces(plotly_figures(at)[0])
+    assert set(bars) == {"overall", *run.domains}
+    assert bars["overall"]["x"] == ORDER
+    assert bars["office"]["y"] == pytest.approx([run.metrics[m]["office"]["HR@10"] for m in ORDER])
+    rates = traces(plotly_figures(at)[1])
+    assert rates["ood_rate"]["y"] == pytest.approx([run.metrics[m]["overall"]["ood_rate"] for m in ORDER[4:]])
+
+    at.selectbox(key="_ev_metric").select("MRR").run()
+    assert not at.exception
+    assert traces(plotly_figures(at)[0])["overall"]["y"] == pytest.approx([run.metrics[m]["overall"]["MRR"] for m in ORDER])
+
+
+def test_evaluation_compares_the_retrieval_ks(tiny_artifacts, monkeypatch):
+    gens = tiny(tiny_artifacts).generations
+    assert gens["ks"] == [0, 1]
+    at = run_page(EVALUATION, monkeypatch, tiny_artifacts, run="tiny")
+    table = next(df.value for df in at.dataframe if "HR@10 (k=0)" in df.value.columns)
+    for k in ("0", "1"):
+        for method in ("dual_graph", "urllm_free", "urllm_refined"):
+            assert table.loc[method, f"HR@10 (k={k})"] == pytest.approx(gens["metrics"][k][method]["overall"]["HR@10"])
+        free = gens["metrics"][k]["urllm_free"]["overall"]
+        assert table.loc["urllm_free", f"ood_rate (k={k})"] == pytest.approx(free["ood_rate"])
+    assert "Effect of k" in texts(at)
+
+
+def test_per_user_table_has_one_row_per_test_line_and_links_to_the_generation_page(tiny_artifacts, monkeypatch):
+    run = tiny(tiny_artifacts)
+    at = run_page(EVALUATION, monkeypatch, tiny_artifacts, run="tiny")
+    frame = line_frame(at)
+    assert list(frame["line"]) == [ln.index for ln in run.test_lines]
+    assert list(frame["open"]) == [f"Generation?run=tiny&user={run.user_ids[ln.user]}&domain={run.domains[ln.domain]}"
+                                   for ln in run.test_lines]
+    table = next(df for df in at.dataframe if "open" in df.value.columns)
+    assert json.loads(table.proto.columns)["open"]["type_config"]["type"] == "link"
+
+
+def test_filters_change_the_rows(tiny_artifacts, monkeypatch):
+    run = tiny(tiny_artifacts)
+    ranks = [run.target_rank(run.dual_graph_top(ln), ln) for ln in run.test_lines]
+    at = run_page(EVALUATION, monkeypatch, tiny_artifacts, run="tiny")
+    at.checkbox(key="_ev_evaluated").check().run()
+    assert sorted(line_frame(at)["line"]) == sorted(run.generations["lines"])
+    at.checkbox(key="_ev_evaluated").uncheck().run()
+    at.radio(key="_ev_hit").set_value("miss").run()
+    assert len(line_frame(at)) == sum(r is None or r > 10 for r in ranks) < len(run.test_lines)
+    at.radio(key="_ev_hit").set_value("all").run()
+    at.multiselect(key="_ev_domains").set_value(["office"]).run()
+    assert len(line_frame(at)) == sum(ln.domain == 1 for ln in run.test_lines)
+    at.checkbox(key="_ev_cold").check().run()
+    assert len(line_frame(at)) == sum(ln.domain == 1 and run.cold_start(ln) for ln in run.test_lines)
+    assert "of 47 test lines" in texts(at)
+    assert not at.exception
+
+
+def test_export_buttons_give_the_selected_users_case_study(tiny_artifacts, monkeypatch):
+    run = tiny(tiny_artifacts)
+    evaluated = run.test_lines[run.generations["lines"][0]]
+    user, domain = run.user_ids[evaluated.user], run.domains[evaluated.domain]
+    files = {}
+    add, add_deferred = MediaFileManager.add, MediaFileManager.add_deferred
+
+    def record(self, data, mimetype, coordinates, file_name=None, *args, **kwargs):
+        files[file_name] = data
+        return add(self, data, mimetype, coordinates, file_name, *args, **kwargs)
+
+    def record_deferred(self, make, mimetype, coordinates, file_name=None, **kwargs):
+        files[file_name] = make
+        return add_deferred(self, make, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add", record)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record_deferred)
+    at = run_page(EVALUATION, monkeypatch, tiny_artifacts, run="tiny", user=user, domain=domain)
+    assert not at.exception
+    assert [b.label for b in at.get("download_button")] == ["Case study (JSON)", "Case study (HTML, opens offline)"]
+    stem = f"case_tiny_{user}_{domain}"
+    study = json.loads(files[f"{stem}.json"])
+    assert (study["user"], study["target_domain"], study["line"]) == (user, domain, evaluated.index)
+    page = files[f"{stem}.html"]()  # built on click
+    assert f"user {user}" in page and html.escape(run.titles[evaluated.target]) in page
+    assert 'class="plotly-graph-div"' in page  # the sequence graph
+
+
+def test_evaluation_names_a_corrupt_generations_file(tmp_path, tiny_artifacts, monkeypatch):
+    arts = copy_run(tiny_artifacts, tmp_path)
+    (arts / "tiny" / "generations.json").write_text('{"records": ')
+    for page in (EVALUATION, OVERVIEW):
+        at = run_page(page, monkeypatch, arts, run="tiny")
+        assert not at.exception
+        assert "generations.json" in at.error[0].value and "corrupt" in at.error[0].value
+
+
+# ---- case study ------------------------------------------------------------------------------
+def test_case_study_of_an_evaluated_line(tiny_artifacts):
+    run = tiny(tiny_artifacts)
+    gens = run.generations
+    line = run.test_lines[gens["lines"][0]]
+    study = case_study(run, line)
+    assert json.loads(json.dumps(study)) == study
+    assert study["user"] == run.user_ids[line.user] and study["target_domain"] == run.domains[line.domain]
+    assert study["target"] == {"id": line.target, "title": run.titles[line.target], "domain": run.domains[line.domain]}
+    assert [it["id"] for it in study["history"]] == list(line.history)
+    assert study["history"][0]["title"] == run.titles[line.history[0]]
+    assert [it["id"] for it in study["dual_graph"]["top"]] == run.dual_graph_top(line, 10)
+    assert study["dual_graph"]["target_rank"] == run.target_rank(run.dual_graph_top(line), line)
+    assert study["k"] == gens["k"] == 1
+    assert [n["user"] for n in study["neighbours"]] == [run.user_ids[u] for u, _ in run.neighbours(line, 1)]
+    neighbour = run.neighbours(line, 1)[0][0]
+    assert study["neighbours"][0]["recent_items"][-1]["id"] == run.user_items(neighbour)[-1]
+    record = gens["records"][str(line.index)]["1"]
+    assert study["prompt"]["sections"] == record["prompt"] and study["prompt"]["tokens"] == record["tokens"]
+    assert list(study["outputs"]) == ["free", "constrained", "candidates", "refined"]
+    free = study["outputs"]["free"]
+    assert [o["text"] for o in free["outputs"]] == [o["text"] for o in record["variants"]["free"]["outputs"]]
+    assert free["target_rank"] == run.target_rank(record["variants"]["free"]["ranking"], line)
+    assert study["metrics"] == run.metrics and study["notes"] == []
+
+    without = case_study(run, line, k=0)
+    assert without["neighbours"] == [] and without["prompt"]["sections"] == gens["records"][str(line.index)]["0"]["prompt"]
+
+
+def test_case_study_of_a_line_without_generations_says_so(tiny_artifacts):
+    run = tiny(tiny_artifacts)
+    line = next(ln for ln in run.test_lines if ln.index not in run.generations["lines"])
+    study = case_study(run, line)
+    assert study["prompt"] is None and study["outputs"] is None
+    assert "No precomputed prompt" in study["notes"][0]
+    page = case_study_html(study)
+    assert "No precomputed prompt" in page and "<h2>Prompt" not in page
+
+
+def test_case_study_html_escapes_titles_and_prompts_and_needs_no_network(tmp_path, tiny_artifacts):
+    arts = copy_run(tiny_artifacts, tmp_path)
+    run = tiny(arts)
+    line = run.test_lines[run.generations["lines"][0]]
+    data = json.loads((arts / "tiny" / "data.json").read_text())
+    data["items"]["title"][line.target] = "target " + EVIL
+    data["items"]["title"][line.history[-1]] = "history " + EVIL
+    (arts / "tiny" / "data.json").write_text(json.dumps(data))
+    gens = json.loads((arts / "tiny" / "generations.json").read_text())
+    gens["records"][str(line.index)]["1"]["prompt"]["instruction"] = "instruction " + EVIL
+    (arts / "tiny" / "generations.json").write_text(json.dumps(gens))
+
+    run = tiny(arts)
+    study = case_study(run, line)
+    assert study["target"]["title"] == "target " + EVIL
+    from urllm.figures import sequence_graph
+
+    for fig in (None, sequence_graph(run, line)):
+        page = case_study_html(study, fig)
+        assert study["user"] in page
+        for text in ("target " + EVIL, "history " + EVIL, "instruction " + EVIL):
+            assert html.escape(text) in page
+        assert "<script>alert" not in page
+        for section in study["prompt"]["sections"].values():
+            assert html.escape(section) in page
+        assert not re.search(r"<script[^>]*\bsrc\s*=|<link\b|<img\b|<iframe\b", page, re.I)
+        outside_scripts = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)
+        assert "http://" not in outside_scripts and "https://" not in outside_scripts
+    plain = case_study_html(study)
+    assert "<script" not in plain and "http://" not in plain and "https://" not in plain

@@ -1,0 +1,254 @@
+"""The Prompt and Generation pages on the tiny run (its random tiny LM is deterministic, so
+the pages must show exactly what LiveModel returns), and the display helpers of
+urllm/generation_view.py."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+from app_fixtures import copy_run, run_page, texts
+
+from urllm.generation_view import (VARIANT_LABELS, budget_summary, escape_markdown, flag_badges, method_columns,
+                                   output_line, plain_variants, prompt_differences, rank_text, ranking_rows,
+                                   section_label, stored_record, token_bar)
+from urllm.llm.generate import Generation, Output
+from urllm.llm.prompt import Prompt, PromptTooLong
+from urllm.runs import RunData
+
+PROMPT, GENERATION = "pages/4_Prompt.py", "pages/5_Generation.py"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_artifacts) -> RunData:
+    return RunData.open("tiny", tiny_artifacts)
+
+
+@pytest.fixture(scope="module")
+def live(tiny):
+    from urllm.live import LiveModel
+
+    return LiveModel.load(tiny)
+
+
+def url(run: RunData, line) -> dict:
+    return {"run": run.name, "user": run.user_ids[line.user], "domain": run.domains[line.domain]}
+
+
+def evaluated_line(run: RunData):
+    return run.test_lines[run.generations["lines"][0]]
+
+
+def unevaluated_line(run: RunData):
+    return next(ln for ln in run.test_lines if ln.index not in run.generations["lines"])
+
+
+def run_k(run: RunData) -> int:
+    return run.config["llm"]["k"]
+
+
+def method_blocks(at) -> dict:
+    """The Generation page's method columns by their heading."""
+    return {c.subheader[0].value: c for c in at.columns if len(c.subheader)}
+
+
+def no_live_generation(monkeypatch):
+    from urllm.live import LiveModel
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the page ran the model")
+
+    monkeypatch.setattr(LiveModel, "generate", refuse)
+
+
+# ---- Prompt page ----------------------------------------------------------------------------
+def test_prompt_page_shows_each_section_with_the_builders_token_counts(tiny, live, tiny_artifacts, monkeypatch):
+    line = evaluated_line(tiny)
+    at = run_page(PROMPT, monkeypatch, tiny_artifacts, **url(tiny, line))
+    assert not at.exception
+    assert at.selectbox(key="_pick_user").value == tiny.user_ids[line.user]
+    expected = live.prompt(line, tiny.neighbours(line, run_k(tiny)), tiny.config["llm"]["prompt"]["max_tokens"])
+    shown = texts(at)
+    labels = {"instruction": "Instruction", "neighbors": "Neighbours", "history": "History", "question": "Question",
+              "template": "Chat template"}
+    for name, label in labels.items():
+        assert f"**{label}** · {expected.tokens[name]} tokens" in shown
+    assert expected.sections["history"].splitlines()[-1] in shown  # the section's text is in its block
+    assert f"**{expected.n_tokens}** tokens" in shown
+    assert "one the run used in evaluation" in at.success[0].value  # same prompt as generations.json
+    assert at.download_button[0].label == "Download the full prompt"
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_prompt_budget_and_k_rebuild_the_prompt_and_a_budget_too_small_says_so(tiny, live, tiny_artifacts, monkeypatch):
+    line = evaluated_line(tiny)
+    at = run_page(PROMPT, monkeypatch, tiny_artifacts, **url(tiny, line))
+    at.slider(key="_prompt_budget_tiny").set_value(130).run()
+    assert not at.exception
+    neighbours = tiny.neighbours(line, run_k(tiny))
+    small, uncapped = live.prompt(line, neighbours, 130), live.prompt(line, neighbours, 10**9)
+    by_budget = sum(small.dropped.values()) - sum(uncapped.dropped.values())
+    assert by_budget > 0
+    shown = texts(at)
+    for sentence in budget_summary(small, uncapped, live.prompt_config):
+        assert sentence in shown
+    run_budget = tiny.config["llm"]["prompt"]["max_tokens"]
+    assert f"the run used a budget of {run_budget}" in at.warning[0].value
+
+    at.slider(key="_prompt_k_tiny").set_value(0).run()
+    assert not at.exception and "**Neighbours** · 0 tokens" in texts(at)
+
+    at.slider(key="_prompt_budget_tiny").set_value(64).run()
+    assert not at.exception
+    assert "No prompt fits a budget of 64" in at.error[0].value and "minimal prompt" in at.error[0].value
+    assert not at.download_button
+
+
+# ---- Generation page ------------------------------------------------------------------------
+def test_generation_page_shows_precomputed_outputs_without_running_the_model(tiny, tiny_artifacts, monkeypatch):
+    no_live_generation(monkeypatch)
+    line = evaluated_line(tiny)
+    record = tiny.precomputed(line)
+    at = run_page(GENERATION, monkeypatch, tiny_artifacts, **url(tiny, line))
+    assert not at.exception
+    assert "Precomputed by train.py" in texts(at)
+    blocks = method_blocks(at)
+    assert list(blocks) == [*VARIANT_LABELS.values(), "Dual-graph (stage 1)"]
+    for variant, label in VARIANT_LABELS.items():
+        stored = record["variants"][variant]
+        shown = [m.value for m in blocks[label].markdown]
+        assert shown[1:] == [output_line(tiny, r, o) for r, o in enumerate(stored["outputs"], 1)]
+        assert all(f"`{o['text']}`" in m and "badge[" in m for o, m in zip(stored["outputs"], shown[1:]))
+        rank = tiny.target_rank(stored["ranking"], line)
+        assert shown[0] == (f"target at rank **{rank}**" if rank else f"target not in top-{len(stored['ranking'])}")
+        assert blocks[label].dataframe[0].value["item"].tolist() == [tiny.item_label(i) for i in stored["ranking"][:10]]
+    refined = blocks[VARIANT_LABELS["refined"]]
+    assert ("fell back" in " ".join(c.value for c in refined.caption)) == record["variants"]["refined"]["fell_back"]
+    dual = tiny.dual_graph_top(line)
+    assert blocks["Dual-graph (stage 1)"].dataframe[0].value["item"].tolist() == [tiny.item_label(i) for i in dual[:10]]
+
+
+def test_generation_live_button_shows_what_the_live_model_generates(tiny, live, tiny_artifacts, monkeypatch):
+    line = unevaluated_line(tiny)
+    at = run_page(GENERATION, monkeypatch, tiny_artifacts, **url(tiny, line))
+    assert not at.exception
+    assert "did not evaluate this line" in at.info[0].value
+    assert list(method_blocks(at)) == ["Dual-graph (stage 1)"]
+
+    at.button(key="_gen_live").click().run()
+    assert not at.exception
+    assert "Generated live in" in texts(at)
+    gen = tiny.config["llm"]["generation"]
+    prompt = live.prompt(line, tiny.neighbours(line, run_k(tiny)))
+    expected, _ = live.generate(line, prompt.text, gen["num_beams"], gen["max_new_tokens"])
+    blocks = method_blocks(at)
+    for variant, label in VARIANT_LABELS.items():
+        g = expected[variant]
+        shown = [m.value for m in blocks[label].markdown]
+        assert shown[0] == rank_text(tiny, g.ranking, line)
+        assert shown[1:] == [output_line(tiny, r, dataclasses.asdict(o)) for r, o in enumerate(g.outputs, 1)]
+        assert blocks[label].dataframe[0].value["item"].tolist() == [tiny.item_label(i) for i in g.ranking[:10]]
+    at.run()  # the live result stays on a rerun (from the cache, not a second button press)
+    assert "Generated live in" in texts(at) and len(method_blocks(at)) == 5
+
+
+def test_generation_without_lora_uses_the_untuned_base_model_and_says_so(tiny_artifacts, tmp_path, monkeypatch):
+    arts = copy_run(tiny_artifacts, tmp_path)
+    shutil.rmtree(arts / "tiny" / "lora")
+    run = RunData.open("tiny", arts)
+    at = run_page(GENERATION, monkeypatch, arts, **url(run, unevaluated_line(run)))
+    assert not at.exception and "untuned base model" in at.warning[0].value
+    at.button(key="_gen_live").click().run()
+    assert not at.exception
+    assert "untuned base model" in texts(at) and len(method_blocks(at)) == 5
+
+
+def test_a_prompt_too_long_for_the_model_is_a_message(tiny_artifacts, tmp_path, monkeypatch):
+    from urllm.live import LiveModel
+
+    def too_long(*args, **kwargs):
+        raise PromptTooLong("prompt of 3000 tokens + 12 new tokens exceeds the model's context of 2048")
+
+    monkeypatch.setattr(LiveModel, "generate", too_long)
+    arts = copy_run(tiny_artifacts, tmp_path)  # another folder: no cached result of an earlier test
+    run = RunData.open("tiny", arts)
+    at = run_page(GENERATION, monkeypatch, arts, **url(run, unevaluated_line(run)))
+    at.button(key="_gen_live").click().run()
+    assert not at.exception
+    assert "does not fit the model" in at.error[0].value and "context of 2048" in at.error[0].value
+
+
+@pytest.mark.parametrize("page", [PROMPT, GENERATION])
+def test_a_corrupt_generations_file_is_named(page, tiny_artifacts, tmp_path, monkeypatch):
+    arts = copy_run(tiny_artifacts, tmp_path)
+    (arts / "tiny" / "generations.json").write_text("{half a file")
+    at = run_page(page, monkeypatch, arts, run="tiny")
+    assert not at.exception
+    assert "generations.json" in at.error[0].value and "corrupt" in at.error[0].value
+
+
+# ---- generation_view helpers -----------------------------------------------------------------
+def test_flag_badges_and_output_lines():
+    assert flag_badges({"valid": False, "in_domain": False, "duplicate": False}) == ":gray-badge[no item]"
+    assert flag_badges({"valid": True, "in_domain": True, "duplicate": True}) == \
+        ":green-badge[valid] :blue-badge[in-domain] :orange-badge[duplicate]"
+    assert "other domain" in flag_badges({"valid": True, "in_domain": False, "duplicate": False})
+    assert escape_markdown("[a] *b*_c\nd") == r"\[a\] \*b\*\_c d"
+
+
+def test_output_line_ranking_rows_and_rank_text(tiny):
+    line = tiny.test_lines[0]
+    out = {"text": "say `hi`", "item": line.target, "valid": True, "in_domain": True, "duplicate": False}
+    assert output_line(tiny, 2, out) == (f"2\\. `say 'hi'` → {escape_markdown(tiny.item_label(line.target))} "
+                                         ":green-badge[valid] :blue-badge[in-domain]")
+    unmatched = {**out, "text": "a\n\nb", "item": None, "valid": False}
+    assert output_line(tiny, 1, unmatched).startswith("1\\. `a ⏎  ⏎ b` → no matching item")
+    other = next(i for i in range(len(tiny.titles)) if i != line.target)
+    rows = ranking_rows(tiny, [other, line.target], line)
+    assert [r["target"] for r in rows] == ["", "◀ target"] and rows[1]["#"] == 2
+    assert rank_text(tiny, [other, line.target], line) == "target at rank **2**"
+    assert rank_text(tiny, [other], line) == "target not in top-1"
+    assert len(ranking_rows(tiny, list(range(30)), line)) == 10
+
+
+def test_plain_variants_and_method_columns(tiny):
+    line = tiny.test_lines[0]
+    gens = {"refined": Generation("refined", [Output("x", None, False, False, False)], [line.target, 3],
+                                  fell_back=True),
+            "free": Generation("free", [Output("y", 3, True, True, False)], np.array([3, line.target]))}
+    plain = plain_variants(gens)
+    assert plain["free"] == {
+        "ranking": [3, line.target], "fell_back": False,
+        "outputs": [{"text": "y", "item": 3, "valid": True, "in_domain": True, "duplicate": False}]}
+    columns = method_columns(tiny, line, plain)
+    assert [c.label for c in columns] == [VARIANT_LABELS["free"], VARIANT_LABELS["refined"], "Dual-graph (stage 1)"]
+    assert columns[1].note == "fell back to the dual-graph ranking" and columns[0].note == ""
+    assert columns[1].rank == "target at rank **1**" and columns[0].rank == "target at rank **2**"
+    assert columns[2].outputs == [] and len(columns[2].ranking) == 10
+
+
+def test_stored_record_takes_exactly_the_asked_k(tiny):
+    line = evaluated_line(tiny)
+    assert stored_record(tiny, line, run_k(tiny)) == tiny.precomputed(line)
+    assert stored_record(tiny, line, 5) is None and tiny.precomputed(line, 5) is not None  # precomputed falls back
+    assert stored_record(tiny, unevaluated_line(tiny), run_k(tiny)) is None
+
+
+def test_prompt_helpers():
+    a = {"instruction": "i", "neighbors": "", "history": "h", "question": "q"}
+    assert prompt_differences(a, dict(a)) == [] and prompt_differences(a, {**a, "history": "h2", "neighbors": "n"}) == [
+        "neighbors", "history"]
+    assert section_label("neighbors", 7) == "**Neighbours** · 7 tokens"
+
+    class Caps:
+        max_history, max_neighbor_items = 10, 5
+
+    tokens = {"instruction": 3, "neighbors": 4, "history": 5, "question": 2, "template": 6}
+    prompt = Prompt(a, tokens, "text", kept={"history": 2, "neighbors": 3}, dropped={"history": 4, "neighbors": 9})
+    uncapped = Prompt(a, tokens, "text", kept={"history": 6, "neighbors": 5}, dropped={"history": 0, "neighbors": 7})
+    assert budget_summary(prompt, uncapped, Caps) == [
+        "history: 2 of 6 kept; 4 dropped by the budget, 0 beyond max_history=10",
+        "neighbours' items: 3 of 12 kept; 2 dropped by the budget, 7 beyond max_neighbor_items=5"]
+    fig = token_bar(prompt, 30)
+    assert sum(bar.x[0] for bar in fig.data) == prompt.n_tokens == 20

@@ -1,0 +1,207 @@
+"""One test line as a case study: what the run knows about it (history, held-out target,
+dual-graph ranking, neighbour users, the precomputed prompt and LLM outputs, the run's
+metrics) as a JSON-ready dict, and as one self-contained HTML page to keep or send (inline
+CSS; a figure comes with the plotly library inlined, so the page opens offline). Also the
+metrics-table rows that the Overview and Evaluation pages share. No streamlit here.
+
+    study = case_study(run, line)                 # json.dumps(study) works
+    page = case_study_html(study, sequence_graph(run, line))
+"""
+from __future__ import annotations
+
+import html
+
+from urllm.figures import DOMAIN_COLOURS
+from urllm.runs import Line, RunData
+
+METHOD_ORDER = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph",
+                "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm")
+RANK_METRICS = ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
+ANSWER_RATES = ("ood_rate", "valid_rate", "dup_rate")  # LLM variants only, over every beam's answer
+METRIC_COLUMNS = RANK_METRICS + ANSWER_RATES
+VARIANT_ORDER = ("free", "constrained", "candidates", "refined", "pipeline")
+TOP_N = 10
+SECTION_COLOURS = {"instruction": "#eef3fb", "neighbors": "#fdf3e6", "history": "#edf7ed", "question": "#f6eefa"}
+
+
+def ordered_methods(metrics: dict) -> list[str]:
+    """The fixed order of the paper's table first, then any other method (an extra baseline)."""
+    return [m for m in METHOD_ORDER if m in metrics] + [m for m in metrics if m not in METHOD_ORDER]
+
+
+def metric_rows(metrics: dict, scope: str = "overall") -> list[dict]:
+    """One row per method: its metrics on `scope` ("overall" or a domain name) and n, the
+    number of test lines it was scored on; None where a method has no such metric."""
+    rows = []
+    for method in ordered_methods(metrics):
+        values = metrics[method].get(scope) if isinstance(metrics[method], dict) else None
+        if isinstance(values, dict):
+            rows.append({"method": method, **{c: values.get(c) for c in METRIC_COLUMNS}, "n": values.get("n")})
+    return rows
+
+
+def ordered_variants(variants) -> list[str]:
+    return [v for v in VARIANT_ORDER if v in variants] + [v for v in variants if v not in VARIANT_ORDER]
+
+
+def run_k(run: RunData) -> int:
+    """How many neighbours the run's prompts hold: the generation stage's main k."""
+    return int(run.generations.get("k", run.config.get("llm", {}).get("k", 3)))
+
+
+def _item(run: RunData, item: int) -> dict:
+    return {"id": int(item), "title": run.titles[item], "domain": run.domains[int(run.item_domain[item])]}
+
+
+def case_study(run: RunData, line: Line, k: int | None = None) -> dict:
+    """Everything the run holds about `line`, with item titles; `k` neighbours (default: the run's)."""
+    k = run_k(run) if k is None else int(k)
+    notes = []
+    study = {
+        "run": run.name, "dataset": run.manifest["dataset"].get("spec"), "line": line.index,
+        "user": run.user_ids[line.user], "target_domain": run.domains[line.domain], "domains": list(run.domains),
+        "cold_start": run.cold_start(line), "target": _item(run, line.target),
+        "history": [_item(run, i) for i in line.history], "k": k,
+        "dual_graph": None, "neighbours": None, "prompt": None, "outputs": None,
+        "metrics": run.metrics, "notes": notes,
+    }
+    if run.has("dual_graph"):
+        ranking = run.dual_graph_top(line)
+        study["dual_graph"] = {"top": [_item(run, i) for i in ranking[:TOP_N]],
+                               "target_rank": run.target_rank(ranking, line), "ranked": len(ranking)}
+    else:
+        notes.append("The run has no dual_graph stage: no dual-graph ranking.")
+    if run.has("retrieval"):
+        recent = int(run.config.get("llm", {}).get("prompt", {}).get("max_neighbor_items", 5))
+        study["neighbours"] = [
+            {"user": run.user_ids[u], "score": round(score, 4),
+             "recent_items": [_item(run, i) for i in run.user_items(u)[-recent:]]}
+            for u, score in run.neighbours(line, k)]
+    else:
+        notes.append("The run has no retrieval stage: no neighbour users.")
+
+    record = run.generations.get("records", {}).get(str(line.index), {}).get(str(k))
+    if record is None:
+        notes.append(f"No precomputed prompt or generations for this line with k={k}: the generation stage "
+                     "ran on a sample of the test lines (the Generation page can run it live).")
+        return study
+    study["prompt"] = {"sections": record["prompt"], "tokens": record["tokens"], "total_tokens": sum(record["tokens"].values())}
+    study["outputs"] = {
+        variant: {
+            "outputs": [{"text": o["text"], "item": None if o["item"] is None else _item(run, o["item"]),
+                         "valid": o["valid"], "in_domain": o["in_domain"], "duplicate": o["duplicate"]}
+                        for o in record["variants"][variant]["outputs"]],
+            "ranking": [_item(run, i) for i in record["variants"][variant]["ranking"][:TOP_N]],
+            "target_rank": run.target_rank(record["variants"][variant]["ranking"], line),
+            "fell_back": record["variants"][variant].get("fell_back", False),
+        }
+        for variant in ordered_variants(record["variants"])
+    }
+    return study
+
+
+# ---- HTML ------------------------------------------------------------------------------
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .92em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+tr.target td { font-weight: bold; background: #fff7c2; }
+.dom { display: inline-block; padding: 0 .4em; border-radius: .3em; color: white; font-size: .85em; }
+.section { border-radius: .4em; padding: .6em .8em; margin: .6em 0; }
+.section h3 { margin: 0 0 .3em; font-size: 1em; }
+pre { white-space: pre-wrap; margin: 0; font-size: .9em; }
+.note { color: #555; font-style: italic; }
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _num(value) -> str:
+    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else _e(value)
+
+
+def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
+    """rows hold ready HTML cells; classes: a CSS class per row ("" for none)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join(f'<tr class="{c}">' + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+                   for row, c in zip(rows, classes or [""] * len(rows)))
+    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
+
+
+def _dom(study: dict, name: str) -> str:
+    colour = DOMAIN_COLOURS[study["domains"].index(name) % len(DOMAIN_COLOURS)] if name in study["domains"] else "#777"
+    return f'<span class="dom" style="background:{colour}">{_e(name)}</span>'
+
+
+def _items_table(study: dict, items: list[dict], first: str) -> str:
+    """Numbered items (rank or position), the held-out target highlighted."""
+    target = study["target"]["id"]
+    return _table([first, "domain", "title", "id"],
+                  [[str(n), _dom(study, it["domain"]), _e(it["title"]), str(it["id"])] for n, it in enumerate(items, 1)],
+                  ["target" if it["id"] == target else "" for it in items])
+
+
+def _rank(rank) -> str:
+    return "not in the ranking" if rank is None else f"rank {rank}"
+
+
+def case_study_html(study: dict, figure=None) -> str:
+    """The study as one HTML page with no outside resource: every text escaped."""
+    s, t = study, study["target"]
+    parts = [
+        f"<h1>Case study: user {_e(s['user'])}, target domain {_e(s['target_domain'])}</h1>",
+        f"<p>Run <b>{_e(s['run'])}</b> · dataset <code>{_e(s['dataset'])}</code> · test line {s['line']} · "
+        f"{len(s['history'])} items in the history{' · cold-start' if s['cold_start'] else ''} · k = {s['k']} neighbours</p>",
+        f"<h2>Held-out target</h2><p>{_dom(s, t['domain'])} <b>{_e(t['title'])}</b> (item {t['id']})</p>",
+    ]
+    if figure is not None:
+        parts.append("<h2>Sequence graph</h2>" + figure.to_html(full_html=False, include_plotlyjs=True))
+    parts.append("<h2>History (oldest first)</h2>" + _items_table(s, s["history"], "#"))
+
+    if s["dual_graph"]:
+        g = s["dual_graph"]
+        parts.append(f"<h2>Dual-graph top {TOP_N}</h2><p>Target: {_rank(g['target_rank'])} of {g['ranked']} ranked.</p>"
+                     + _items_table(s, g["top"], "rank"))
+    if s["neighbours"] is not None:
+        rows = [[_e(n["user"]), _num(n["score"]),
+                 "<br>".join(f"{_dom(s, it['domain'])} {_e(it['title'])}" for it in n["recent_items"])]
+                for n in s["neighbours"]]
+        parts.append(f"<h2>Neighbour users (k = {s['k']})</h2>"
+                     + (_table(["user", "score", "recent items"], rows) if rows else '<p class="note">k = 0: no neighbours.</p>'))
+
+    if s["prompt"]:
+        p = s["prompt"]
+        parts.append(f"<h2>Prompt ({p['total_tokens']} tokens)</h2>")
+        for name, text in p["sections"].items():
+            colour = SECTION_COLOURS.get(name, "#f4f4f4")
+            parts.append(f'<div class="section" style="background:{colour}">'
+                         f'<h3>{_e(name)} · {p["tokens"].get(name, 0)} tokens</h3>'
+                         f"<pre>{_e(text) if text else '(empty)'}</pre></div>")
+    if s["outputs"]:
+        parts.append("<h2>LLM outputs</h2>")
+        for variant, v in s["outputs"].items():
+            rows = [[str(n), f"<pre>{_e(o['text'])}</pre>", "" if o["item"] is None else _e(o["item"]["title"]),
+                     *("yes" if o[flag] else "no" for flag in ("valid", "in_domain", "duplicate"))]
+                    for n, o in enumerate(v["outputs"], 1)]
+            fell = " · fell back to the dual-graph ranking" if v["fell_back"] else ""
+            parts.append(f"<h3>{_e(variant)}</h3><p>Target: {_rank(v['target_rank'])}{fell}.</p>"
+                         + _table(["beam", "text", "item", "valid", "in domain", "duplicate"], rows)
+                         + f"<details><summary>top {TOP_N} of the final ranking</summary>"
+                         + _items_table(s, v["ranking"], "rank") + "</details>")
+
+    if s["metrics"]:
+        rows = metric_rows(s["metrics"])
+        parts.append("<h2>Run metrics (all test lines; LLM variants on the generation sample)</h2>"
+                     + _table(["method", *METRIC_COLUMNS, "n"],
+                              [[_e(r["method"])] + [_num(r[c]) for c in (*METRIC_COLUMNS, "n")] for r in rows]))
+    if s["notes"]:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f'<li class="note">{_e(n)}</li>' for n in s["notes"]) + "</ul>")
+
+    title = f"Case study {s['run']} · user {s['user']} · {s['target_domain']}"
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")

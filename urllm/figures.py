@@ -1,0 +1,155 @@
+"""Plotly figures of a run, shared by the app's pages and the case-study export: pure
+functions of a RunData (and a test Line), no streamlit.
+
+    sequence_graph(run, line)                   # the user's interleaved cross-domain history
+    item_neighbourhood_graph(run, item)         # most frequent next items of one item
+    embedding_scatter(run, "items", highlight)  # UMAP of item (or user) embeddings
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from urllm.runs import Line, RunData
+
+DOMAIN_COLOURS = ("#1f77b4", "#ff7f0e")  # domain 0, domain 1
+TARGET_SIZE = 22
+CROSS_EDGE = dict(color="#d62728", width=1.5, dash="dash")  # a switch of domain
+SAME_EDGE = dict(color="#9e9e9e", width=1.5)
+
+
+def _short(title: str, n: int = 28) -> str:
+    return title if len(title) <= n else title[: n - 1] + "…"
+
+
+def _outward(x: float, y: float) -> str:
+    """Text position pointing away from the centre of a radial layout."""
+    if abs(x) < 0.3:
+        return "top center" if y > 0 else "bottom center"
+    return "middle right" if x > 0 else "middle left"
+
+
+def _lines_trace(points: list[tuple[float, float, float, float]], name: str, line: dict) -> go.Scatter:
+    """One trace of many line segments (x0, y0, x1, y1), separated by None."""
+    xs, ys = [], []
+    for x0, y0, x1, y1 in points:
+        xs += [x0, x1, None]
+        ys += [y0, y1, None]
+    return go.Scatter(x=xs, y=ys, mode="lines", line=line, name=name, hoverinfo="skip")
+
+
+def sequence_graph(run: RunData, line: Line, max_items: int = 60) -> go.Figure:
+    """The line's history (oldest first) as a time-ordered graph: one node per event on the
+    lane of its domain, edges between consecutive events (dashed red when the domain
+    changes), and the held-out target as a star at the end."""
+    history = list(line.history)
+    first = max(0, len(history) - max_items)  # show the most recent events only
+    shown = history[first:]
+    positions = list(range(first + 1, len(history) + 1))  # 1-based positions in the full history
+    domain_of = [int(run.item_domain[i]) for i in shown]
+    target_x, target_domain = len(history) + 1, int(run.item_domain[line.target])
+
+    fig = go.Figure()
+    nodes = list(zip(positions, domain_of)) + [(target_x, target_domain)]
+    same, cross = [], []
+    for (x0, d0), (x1, d1) in zip(nodes, nodes[1:]):
+        (cross if d0 != d1 else same).append((x0, d0, x1, d1))
+    fig.add_trace(_lines_trace(same, "same-domain step", SAME_EDGE))
+    fig.add_trace(_lines_trace(cross, "cross-domain step", CROSS_EDGE))
+
+    for d, name in enumerate(run.domains):
+        idx = [j for j, dj in enumerate(domain_of) if dj == d]
+        fig.add_trace(go.Scatter(
+            x=[positions[j] for j in idx], y=[d] * len(idx), mode="markers", name=name,
+            marker=dict(color=DOMAIN_COLOURS[d], size=12, line=dict(color="white", width=1)),
+            hovertext=[f"{run.titles[shown[j]]}<br>domain: {name}<br>position {positions[j]} of {len(history)}" for j in idx],
+            hoverinfo="text"))
+    fig.add_trace(go.Scatter(
+        x=[target_x], y=[target_domain], mode="markers+text", name="held-out target",
+        marker=dict(symbol="star", size=TARGET_SIZE, color=DOMAIN_COLOURS[target_domain], line=dict(color="black", width=1.5)),
+        text=["held-out target"], textposition="top center",
+        hovertext=[f"held-out target: {run.titles[line.target]}<br>domain: {run.domains[target_domain]}<br>position {target_x}"],
+        hoverinfo="text"))
+
+    title = f"User {run.user_ids[line.user]}: {len(history)} events, then the held-out {run.domains[line.domain]} target"
+    if first:
+        title += f" (the most recent {len(shown)} of {len(history)} shown)"
+    fig.update_layout(
+        title=title, height=340, margin=dict(l=10, r=10, t=80, b=40),
+        legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
+        xaxis=dict(title="position in the history (oldest first)", zeroline=False),
+        yaxis=dict(tickvals=[0, 1], ticktext=list(run.domains), range=[-0.6, 1.6], zeroline=False, showgrid=False))
+    return fig
+
+
+def item_neighbourhood_graph(run: RunData, item: int, n: int = 10) -> go.Figure:
+    """`item` in the centre, its n most frequent next items (training sequences) around it;
+    edge width grows with the transition count."""
+    neighbours = run.item_neighbourhood(item, n)
+    most = max((c for _, c in neighbours), default=1)
+    fig = go.Figure()
+    spots = []
+    for j, (nxt, count) in enumerate(neighbours):
+        angle = math.pi / 2 - 2 * math.pi * j / len(neighbours)  # clockwise from the top, most frequent first
+        x, y = math.cos(angle), math.sin(angle)
+        spots.append((nxt, count, x, y))
+        fig.add_trace(go.Scatter(x=[0, x], y=[0, y], mode="lines", hoverinfo="skip", showlegend=False,
+                                 line=dict(color="#9e9e9e", width=1 + 7 * count / most)))
+
+    for d, name in enumerate(run.domains):
+        mine = [s for s in spots if int(run.item_domain[s[0]]) == d]
+        fig.add_trace(go.Scatter(
+            x=[s[2] for s in mine], y=[s[3] for s in mine], mode="markers+text", name=name,
+            marker=dict(color=DOMAIN_COLOURS[d], size=14),
+            text=[_short(run.titles[s[0]]) for s in mine], textposition=[_outward(s[2], s[3]) for s in mine],
+            hovertext=[f"{run.titles[s[0]]}<br>domain: {name}<br>next after the centre {s[1]}×" for s in mine],
+            hoverinfo="text"))
+    centre_domain = int(run.item_domain[item])
+    fig.add_trace(go.Scatter(
+        x=[0], y=[0], mode="markers", name="picked item",
+        marker=dict(color=DOMAIN_COLOURS[centre_domain], size=24, line=dict(color="black", width=2)),
+        hovertext=[f"{run.titles[item]}<br>domain: {run.domains[centre_domain]}"], hoverinfo="text"))
+
+    title = (f"{len(neighbours)} most frequent next items of “{_short(run.titles[item], 50)}”" if neighbours
+             else f"“{_short(run.titles[item], 50)}” is never followed by an item in the training sequences")
+    fig.update_layout(title=title, height=480, margin=dict(l=10, r=10, t=80, b=10),
+                      xaxis=dict(visible=False, range=[-2.6, 2.6]), yaxis=dict(visible=False, range=[-1.25, 1.25], scaleanchor="x"),
+                      legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
+    return fig
+
+
+def embedding_scatter(run: RunData, kind: str, highlight: list[int] | None = None,
+                      highlight_label: str = "selected") -> go.Figure:
+    """UMAP points of the run's projections; kind "items" (rows = item ids) or "users"
+    (rows = test line indexes). Points are coloured by domain (for users: the target
+    domain); the `highlight` rows are drawn on top as larger outlined markers."""
+    if kind not in ("items", "users"):
+        raise ValueError(f"kind={kind!r}: expected 'items' or 'users'")
+    proj = run.projections
+    rows, xy, domain = proj[f"{kind}_rows"], proj[f"{kind}_xy"], proj[f"{kind}_domain"]
+    if kind == "items":
+        hover = [f"{run.titles[r]}<br>domain: {run.domains[int(d)]}" for r, d in zip(rows, domain)]
+    else:
+        lines = run.test_lines
+        hover = [f"user {run.user_ids[lines[r].user]}<br>target domain: {run.domains[lines[r].domain]}"
+                 f"<br>target: {run.titles[lines[r].target]}" for r in rows]
+
+    fig = go.Figure()
+    for d, name in enumerate(run.domains):
+        at = np.flatnonzero(domain == d)
+        fig.add_trace(go.Scattergl(x=xy[at, 0], y=xy[at, 1], mode="markers", name=name,
+                                   marker=dict(color=DOMAIN_COLOURS[d], size=5, opacity=0.6),
+                                   hovertext=[hover[j] for j in at], hoverinfo="text"))
+    if highlight:
+        at = np.flatnonzero(np.isin(rows, np.asarray(highlight, np.int64)))
+        fig.add_trace(go.Scattergl(
+            x=xy[at, 0], y=xy[at, 1], mode="markers", name=highlight_label,
+            marker=dict(color=[DOMAIN_COLOURS[int(domain[j])] for j in at], size=13, line=dict(color="black", width=2)),
+            customdata=rows[at].tolist(), hovertext=[f"{highlight_label}<br>{hover[j]}" for j in at], hoverinfo="text"))
+    what = "items" if kind == "items" else "users (test lines)"
+    fig.update_layout(title=f"UMAP of {len(rows):,} {what}, coloured by {'domain' if kind == 'items' else 'target domain'}",
+                      height=560, margin=dict(l=10, r=10, t=80, b=10), legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
+                      xaxis=dict(showticklabels=False, title=""), yaxis=dict(showticklabels=False, title=""))
+    return fig
