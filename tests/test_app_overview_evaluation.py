@@ -18,7 +18,7 @@ from urllm.runs import RunData
 
 OVERVIEW, EVALUATION = "pages/1_Overview.py", "pages/7_Evaluation.py"
 ORDER = ["pop", "sasrec", "dual_graph", "dual_graph_no_graph",
-         "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined"]
+         "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm"]
 EVIL = '<script>alert("x")</script> & co'
 
 
@@ -105,7 +105,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["complete"] = False
     manifest["stages"] = manifest["stages"][:5]  # data, pop, sasrec, dual_graph, dual_graph_no_graph
-    manifest["metrics"] = {m: v for m, v in manifest["metrics"].items() if not m.startswith("urllm_")}
+    manifest["metrics"] = {m: v for m, v in manifest["metrics"].items() if not m.startswith("urllm")}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(folder / "lora")
     (folder / "generations.json").unlink()
@@ -241,7 +241,7 @@ def test_case_study_of_an_evaluated_line(tiny_artifacts):
     assert study["neighbours"][0]["recent_items"][-1]["id"] == run.user_items(neighbour)[-1]
     record = gens["records"][str(line.index)]["1"]
     assert study["prompt"]["sections"] == record["prompt"] and study["prompt"]["tokens"] == record["tokens"]
-    assert list(study["outputs"]) == ["free", "constrained", "candidates", "refined"]
+    assert list(study["outputs"]) == ["free", "constrained", "candidates", "refined", "pipeline"]
     free = study["outputs"]["free"]
     assert [o["text"] for o in free["outputs"]] == [o["text"] for o in record["variants"]["free"]["outputs"]]
     assert free["target_rank"] == run.target_rank(record["variants"]["free"]["ranking"], line)

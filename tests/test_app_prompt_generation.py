@@ -150,7 +150,7 @@ def test_generation_live_button_shows_what_the_live_model_generates(tiny, live, 
         assert shown[1:] == [output_line(tiny, r, dataclasses.asdict(o)) for r, o in enumerate(g.outputs, 1)]
         assert blocks[label].dataframe[0].value["item"].tolist() == [tiny.item_label(i) for i in g.ranking[:10]]
     at.run()  # the live result stays on a rerun (from the cache, not a second button press)
-    assert "Generated live in" in texts(at) and len(method_blocks(at)) == 5
+    assert "Generated live in" in texts(at) and len(method_blocks(at)) == 6  # 4 variants, the pipeline, the dual graph
 
 
 def test_generation_without_lora_uses_the_untuned_base_model_and_says_so(tiny_artifacts, tmp_path, monkeypatch):
@@ -161,7 +161,7 @@ def test_generation_without_lora_uses_the_untuned_base_model_and_says_so(tiny_ar
     assert not at.exception and "untuned base model" in at.warning[0].value
     at.button(key="_gen_live").click().run()
     assert not at.exception
-    assert "untuned base model" in texts(at) and len(method_blocks(at)) == 5
+    assert "untuned base model" in texts(at) and len(method_blocks(at)) == 6
 
 
 def test_a_prompt_too_long_for_the_model_is_a_message(tiny_artifacts, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from urllm.llm.generate import VARIANTS, GenerationConfig, Generator
+from urllm.llm.generate import VARIANTS, GenerationConfig, Generator, for_generation
 from urllm.llm.prompt import Prompt, PromptBuilder, PromptConfig
 from urllm.llm.refine import fuse
 from urllm.runs import Line, RunData, RunError
@@ -49,7 +49,9 @@ class LiveModel:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, str(adapter)).eval()
-        return cls(run, model, tok)
+        live = cls(run, model, tok)
+        for_generation(model, live.generation_config)  # the dtype the run generated with
+        return live
 
     @property
     def tuned(self) -> bool:

@@ -174,7 +174,7 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
     from safetensors.torch import load_file
 
     from urllm.llm.finetune import load_adapter, save_adapter
-    from urllm.llm.generate import Generator
+    from urllm.llm.generate import Generator, for_generation
     from urllm.llm.stage2 import choose_fusion_weight, evaluate_lines, pipeline_ranking, sample_lines
     from urllm.run import stage_key
 
@@ -216,7 +216,7 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
     tuned = trained.get("model") or load_adapter(model, run.dir / "lora")
 
     def generation(run_dir: Path) -> dict:
-        generator = Generator(tuned, tok, ds, llm.generation)
+        generator = Generator(for_generation(tuned, llm.generation), tok, ds, llm.generation)
         rankings = load_file(run.dir / "stage1_rankings.safetensors")
         top_k = llm.generation.top_k
         # the pipeline's fusion weight, chosen on validation lines with the main k
