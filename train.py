@@ -47,6 +47,18 @@ def start_distributed() -> int:
     return torch.distributed.get_rank()
 
 
+def go(decision: bool | None) -> bool:
+    """Under torchrun, rank 0 tells the other ranks (decision None) whether the run starts,
+    so a refused out dir stops them too instead of leaving them waiting; else True."""
+    import torch
+
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return True if decision is None else decision
+    flag = torch.tensor([int(bool(decision))])
+    torch.distributed.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from urllm.config import resolve, to_dict
@@ -64,13 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     if rank > 0:  # under torchrun: rank 0 runs the stages, the others join the LoRA fine-tune
         from urllm.pipeline import follower
 
+        if not go(None):
+            return 2  # rank 0 refused the out dir and said why
         follower(cfg, Path(args.out))
         return 0
     try:
         run = Run(Path(args.out), to_dict(cfg) | {"profile": args.profile}, ROOT, force=args.force)
     except RunRefused as err:
         print(f"error: {err}", file=sys.stderr)
+        go(False)
         return 2
+    go(True)
     try:
         metrics = run_pipeline(cfg, run)
     except DataError as err:

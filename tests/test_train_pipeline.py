@@ -116,3 +116,7 @@ def test_torchrun_two_cpu_ranks_train_identical_adapters(tmp_path):
     assert hashes["0"] == hashes["1"]  # and ended with the same adapter
     assert json.loads((out / "lora" / "training.json").read_text())["world_size"] == 2
     assert json.loads((out / "manifest.json").read_text())["complete"] is True
+    # a second launch with another config is refused on rank 0, and the other rank stops too
+    again = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "train.py", "--profile", "tiny",
+                            "--out", str(out), "--set", "fit.epochs=2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "another config" in again.stderr, again.stderr[-2000:]
