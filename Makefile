@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8501
 DEMO_RUN ?= artifacts/demo
 
-.PHONY: setup test test-fast demo bench clean-venv
+.PHONY: setup browser test test-fast demo bench clean-venv
 
 setup: $(STAMP)
 
@@ -23,7 +23,11 @@ $(STAMP): requirements.txt requirements-wheels.txt Makefile
 	$(PY) -m urllm.llm.base --convert
 	touch $(STAMP)
 
-test: setup
+# The browser test (tests/test_app_browser.py) drives Debian's chromium: apt-installed when missing.
+browser:
+	sh scripts/ensure_chromium.sh
+
+test: setup browser
 	$(PY) -m pytest -q
 
 # Unit tests only: skips the marked tests that read the real shipped data and models.

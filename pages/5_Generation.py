@@ -83,7 +83,9 @@ else:
     st.info(f"No stored generations here ({why}): press **Generate live**. The dual-graph ranking is shown meanwhile.")
 
 columns = method_columns(run, line, variants)
-for column, box in zip(columns, st.columns(len(columns))):
+PER_ROW = 3  # wide enough for titles in the ranking tables
+boxes = [box for start in range(0, len(columns), PER_ROW) for box in st.columns(PER_ROW)]
+for column, box in zip(columns, boxes):
     with box:
         st.subheader(column.label)
         st.markdown(column.rank)

@@ -17,8 +17,9 @@ need(run, "data", "users to highlight")
 need(run, "projections", "UMAP projections")
 projections = guard(lambda: run.projections)
 
-items_tab, users_tab = st.tabs(["Items", "Users"])
-with items_tab:
+# one chart per view: thousands of WebGL points are most of what a page switch costs
+kind = st.segmented_control("Points", ["Items", "Users"], default="Items", key="_emb_kind") or "Items"
+if kind == "Items":
     history = list(dict.fromkeys(line.history))
     projected = set(projections["items_rows"].tolist())
     mine = [i for i in history if i in projected]
@@ -26,7 +27,7 @@ with items_tab:
                f"of {len(projections['items_rows']):,} of {len(run.titles):,} items (outlined).")
     st.plotly_chart(embedding_scatter(run, "items", mine, f"history of user {sel.user}"), width="stretch")
 
-with users_tab:
+else:
     sampled = bool(np.isin(line.index, projections["users_rows"]))
     st.caption(f"Each point is a test line (a user and a target domain), placed by its domain-specific user vector. "
                f"User {sel.user} → {sel.domain} is "

@@ -196,13 +196,16 @@ def test_retrieval_page_names_a_corrupt_index(tmp_path, tiny_artifacts, monkeypa
 def test_embeddings_page_highlights_the_user(tiny_artifacts, monkeypatch, run, line):
     at = run_page("pages/6_Embeddings.py", monkeypatch, tiny_artifacts, **params(run, line))
     assert not at.exception
-    items, users = figures(at)
+    [items] = figures(at)  # one chart at a time: items first
     user = run.user_ids[line.user]
     in_sample = set(run.projections["items_rows"].tolist())
     mine = sorted({i for i in line.history if i in in_sample})
     assert sorted(named(items, f"history of user {user}")["customdata"]) == mine
     assert f"{len(mine)} of user {user}'s {len(set(line.history))} distinct history items" in texts(at)
     assert sum(len(values(named(items, d)["x"])) for d in run.domains) == len(run.projections["items_rows"])
+    at.segmented_control(key="_emb_kind").set_value("Users").run()
+    assert not at.exception
+    [users] = figures(at)
     me = named(users, f"user {user} → {run.domains[line.domain]}")
     assert me["customdata"] == [line.index] and run.titles[line.target] in me["hovertext"][0]
     at_row = list(run.projections["users_rows"]).index(line.index)

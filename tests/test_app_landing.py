@@ -52,3 +52,14 @@ def test_app_names_a_corrupt_manifest_and_a_corrupt_data_file(tmp_path, tiny_art
     at = run_page("app.py", monkeypatch, arts, run="tiny")
     assert not at.exception
     assert "data.json" in at.error[0].value
+
+
+def test_the_picked_user_survives_page_switches(tiny_artifacts, monkeypatch):
+    at = run_page("app.py", monkeypatch, tiny_artifacts)
+    picked = at.selectbox(key="_pick_user").options[5]
+    at.selectbox(key="_pick_user").select(picked).run()
+    for page in ("pages/1_Overview.py", "pages/3_Retrieval.py", "app.py", "pages/6_Embeddings.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert at.selectbox(key="_pick_user").value == picked, page
+        assert at.selectbox(key="_pick_run").value == "tiny", page

@@ -231,7 +231,7 @@ def test_plain_variants_and_method_columns(tiny):
 def test_stored_record_takes_exactly_the_asked_k(tiny):
     line = evaluated_line(tiny)
     assert stored_record(tiny, line, run_k(tiny)) == tiny.precomputed(line)
-    assert stored_record(tiny, line, 5) is None and tiny.precomputed(line, 5) is not None  # precomputed falls back
+    assert stored_record(tiny, line, 5) is None and tiny.precomputed(line, 5) is None  # no k=5 record: no other k instead
     assert stored_record(tiny, unevaluated_line(tiny), run_k(tiny)) is None
 
 

@@ -97,8 +97,9 @@ def _bound(key: str, current, label: str, widget, options, **kwargs):
     """A sidebar widget showing the session's choice `key`; a change goes back to the choice."""
     store = st.session_state.setdefault("selection", {})
     wkey = f"_pick_{key}"
-    if st.session_state.get(wkey) != current:
-        st.session_state[wkey] = current
+    # set on every run: after a page switch the widget's old state would otherwise be
+    # dropped and the widget come back with its first option
+    st.session_state[wkey] = current
 
     def changed():  # runs before the rerun: the URL must agree, or _wanted would undo the change
         store[key] = st.session_state[wkey]
