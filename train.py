@@ -6,6 +6,7 @@ evaluation -> projections, all under one folder the app reads.
     python train.py --dataset urllm:../shared/data/amazon-art-office --out artifacts/art-office
     python train.py --out artifacts/demo --set dual_graph.dim=32 --set llm.eval_lines=20
     torchrun --nproc_per_node=2 train.py --profile tiny --out artifacts/tiny-ddp   # LoRA stage on 2 ranks (DDP)
+    torchrun --nproc_per_node=8 train.py --profile full --out artifacts/full      # 8 GPUs: nccl, one GPU per rank
 
 Every stage is resumable: rerun the same command and finished stages whose config and
 inputs are unchanged are reused. A folder holding a run with another config is refused
@@ -34,16 +35,20 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def start_distributed() -> int:
-    """Under torchrun (WORLD_SIZE > 1): join the process group and return this process's
-    rank; otherwise 0. gloo: the models run on the CPU (no GPU placement yet)."""
+def start_distributed(device: str) -> int:
+    """Under torchrun or `accelerate launch` (WORLD_SIZE > 1): join the process group and
+    return this process's rank; otherwise 0. nccl when the LLM stages run on GPUs (each
+    rank on the GPU of its LOCAL_RANK), gloo on the CPU."""
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0
     import torch
 
-    torch.distributed.init_process_group("gloo")
+    gpu = torch.cuda.is_available() and device in ("auto", "cuda")
+    if gpu:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    torch.distributed.init_process_group("nccl" if gpu else "gloo")
     return torch.distributed.get_rank()
 
 
@@ -52,11 +57,11 @@ def go(decision: bool | None) -> bool:
     so a refused out dir stops them too instead of leaving them waiting; else True."""
     import torch
 
+    from urllm.pipeline import broadcast_flag
+
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return True if decision is None else decision
-    flag = torch.tensor([int(bool(decision))])
-    torch.distributed.broadcast(flag, src=0)
-    return bool(flag.item())
+    return broadcast_flag(bool(decision))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    rank = start_distributed()
+    rank = start_distributed(cfg.device)
     if rank > 0:  # under torchrun: rank 0 runs the stages, the others join the LoRA fine-tune
         from urllm.pipeline import follower
 

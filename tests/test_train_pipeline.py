@@ -120,3 +120,17 @@ def test_torchrun_two_cpu_ranks_train_identical_adapters(tmp_path):
     again = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "train.py", "--profile", "tiny",
                             "--out", str(out), "--set", "fit.epochs=2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "another config" in again.stderr, again.stderr[-2000:]
+
+
+def test_llm_device_is_this_ranks_gpu_when_cuda_is_available(monkeypatch):
+    import torch
+
+    from urllm.pipeline import llm_device
+
+    cfg = resolve("tiny", [])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert llm_device(cfg) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert llm_device(cfg) == torch.device("cuda", 3)
+    assert llm_device(resolve("tiny", ["device=cpu"])) == torch.device("cpu")  # forced

@@ -40,6 +40,7 @@ class RunConfig:
     dataset: str = "movielens?max_users=2000"  # dataset spec (python -m urllm.data describe SPEC)
     seed: int = 0  # seeds every random choice
     threads: int = 2  # torch CPU threads
+    device: str = "auto"  # LLM stages (LoRA, generation): "auto" = this rank's GPU when CUDA is available, else "cpu"
     dual_graph: DualGraphConfig = field(default_factory=DualGraphConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     top_n: int = 100  # dual-graph top-N exported per test line

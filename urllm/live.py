@@ -49,6 +49,10 @@ class LiveModel:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, str(adapter)).eval()
+        import torch
+
+        if torch.cuda.is_available():  # the app on a GPU machine generates there
+            model = model.to("cuda")
         live = cls(run, model, tok)
         for_generation(model, live.generation_config)  # the dtype the run generated with
         return live

@@ -97,10 +97,22 @@ def stage1_method(cfg: RunConfig, ds: Dataset, method: str, graphs):
     return build
 
 
+def llm_device(cfg: RunConfig) -> torch.device:
+    """Where the LLM stages run: under torchrun each rank takes the GPU of its LOCAL_RANK."""
+    import os
+
+    if cfg.device != "auto":
+        return torch.device(cfg.device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
 def load_llm(cfg: RunConfig):
     from urllm.llm.base import load_named
 
-    return load_named(cfg.llm.base_model, cfg.seed)
+    model, tok = load_named(cfg.llm.base_model, cfg.seed)
+    return model.to(llm_device(cfg)), tok
 
 
 def _stage2_config(cfg: RunConfig):
@@ -146,8 +158,10 @@ def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def _broadcast_flag(value: bool) -> bool:
-    flag = torch.tensor([int(value)])
+def broadcast_flag(value: bool) -> bool:
+    """Rank 0's `value` on every rank (nccl can only send GPU tensors)."""
+    on = torch.device("cuda", torch.cuda.current_device()) if torch.distributed.get_backend() == "nccl" else "cpu"
+    flag = torch.tensor([int(value)], device=on)
     torch.distributed.broadcast(flag, src=0)
     return bool(flag.item())
 
@@ -158,7 +172,7 @@ def follower(cfg: RunConfig, run_dir: Path) -> None:
     torch.set_num_threads(cfg.threads)
     ds = load_dataset(cfg.dataset)
     torch.distributed.barrier()
-    if _broadcast_flag(False):
+    if broadcast_flag(False):
         peft_model, _, _ = _train_adapter(cfg, ds, *_lora_setup(cfg, ds, Path(run_dir)))
         print(f"[lora] rank {torch.distributed.get_rank()} adapter sha256 {adapter_fingerprint(peft_model)}", flush=True)
     torch.distributed.barrier()
@@ -195,7 +209,7 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
                    "seed": cfg.seed, "up": retrieval_rec["key"]}
     if _distributed():  # the other ranks wait here, then train with rank 0 if needed
         torch.distributed.barrier()
-        _broadcast_flag(not run.is_fresh("lora", stage_key(lora_inputs)))
+        broadcast_flag(not run.is_fresh("lora", stage_key(lora_inputs)))
     trained = {}
 
     def lora(run_dir: Path) -> dict:

@@ -120,8 +120,9 @@ def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainCon
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     runner = AnswerLoss(model)
+    device = next(model.parameters()).device  # batches go where the model is (CPU, or this rank's GPU)
     if distributed:
-        runner = torch.nn.parallel.DistributedDataParallel(runner)
+        runner = torch.nn.parallel.DistributedDataParallel(runner, device_ids=[device.index] if device.type == "cuda" else None)
     generator = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(examples), generator=generator).tolist()
     curve, tokens_seen, start = [], 0, time.perf_counter()
@@ -130,7 +131,7 @@ def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainCon
                      disable=not cfg.progress or rank != 0):
         first = (step * world + rank) * cfg.batch_size  # this rank's slice of the global batch
         picks = [order[(first + j) % len(order)] for j in range(cfg.batch_size)]
-        ids, mask, labels = collate([examples[i] for i in picks], tokenizer.pad_token_id)
+        ids, mask, labels = (t.to(device) for t in collate([examples[i] for i in picks], tokenizer.pad_token_id))
         loss, n_answer = runner(ids, mask, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
