@@ -233,3 +233,15 @@ def test_user_with_one_domain_only_gets_finite_vectors_for_both_domains():
     _, mixed = scorer.vectors([only_a], with_mixed=True)
     assert torch.allclose(vectors[0, 1], mixed[0], atol=1e-6)
     assert torch.isfinite(scorer.scores([only_a], 1)).all()
+
+
+def test_sasrec_alone_learns_the_sequences(synthetic):
+    """The transformer threads on their own (no graphs, no readout) must learn: position
+    embeddings at the items' scale, not nn.Embedding's N(0, 1) that drowned the items."""
+    torch.manual_seed(0)
+    model = model_for(synthetic, sasrec_config(**TINY))
+    assert model.mixed_encoder.pos.weight.std() < 0.1
+    fit(model, synthetic, FitConfig(epochs=12, batch_size=16, lr=5e-3, patience=12, progress=False))
+    test = evaluate(SequenceScorer(model), synthetic, "test")
+    pop = evaluate(Popularity(synthetic, synthetic.splits["train"]), synthetic, "test")
+    assert test["overall"]["HR@10"] > pop["overall"]["HR@10"] + 0.15

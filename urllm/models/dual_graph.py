@@ -93,6 +93,8 @@ class CausalEncoder(nn.Module):
     def __init__(self, cfg: DualGraphConfig):
         super().__init__()
         self.pos = nn.Embedding(cfg.max_len, cfg.dim)
+        # the item embeddings' scale: nn.Embedding's default N(0, 1) would drown the items in position
+        nn.init.normal_(self.pos.weight, std=0.05)
         layer = nn.TransformerEncoderLayer(
             cfg.dim, cfg.n_heads, 4 * cfg.dim, cfg.dropout, batch_first=True, norm_first=True, activation="gelu"
         )
