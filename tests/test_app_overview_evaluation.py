@@ -17,7 +17,7 @@ from urllm.case_study import case_study, case_study_html
 from urllm.runs import RunData
 
 OVERVIEW, EVALUATION = "pages/1_Overview.py", "pages/7_Evaluation.py"
-ORDER = ["pop", "sasrec", "dual_graph", "dual_graph_no_graph",
+ORDER = ["pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr",
          "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm"]
 EVIL = '<script>alert("x")</script> & co'
 
@@ -104,7 +104,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     folder = arts / "tiny"
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["complete"] = False
-    manifest["stages"] = manifest["stages"][:5]  # data, pop, sasrec, dual_graph, dual_graph_no_graph
+    manifest["stages"] = manifest["stages"][:6]  # data, pop, sasrec, dual_graph, dual_graph_no_graph, llm4cdsr
     manifest["metrics"] = {m: v for m, v in manifest["metrics"].items() if not m.startswith("urllm")}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(folder / "lora")
@@ -114,7 +114,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     assert not at.exception
     warned = " ".join(w.value for w in at.warning)
     assert "incomplete" in warned and "retrieval, lora, generation, projections" in warned
-    assert list(metric_tables(at)[0].index) == ORDER[:4]
+    assert list(metric_tables(at)[0].index) == ORDER[:5]
     assert "No LoRA curve" in texts(at)
     assert traces(figure(at, "dual_graph: training loss"))
 
@@ -136,7 +136,7 @@ def test_evaluation_charts_hold_the_run_metrics(tiny_artifacts, monkeypatch):
     assert bars["overall"]["x"] == ORDER
     assert bars["office"]["y"] == pytest.approx([run.metrics[m]["office"]["HR@10"] for m in ORDER])
     rates = traces(plotly_figures(at)[1])
-    assert rates["ood_rate"]["y"] == pytest.approx([run.metrics[m]["overall"]["ood_rate"] for m in ORDER[4:]])
+    assert rates["ood_rate"]["y"] == pytest.approx([run.metrics[m]["overall"]["ood_rate"] for m in ORDER[5:]])
 
     at.selectbox(key="_ev_metric").select("MRR").run()
     assert not at.exception

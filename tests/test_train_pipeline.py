@@ -14,7 +14,7 @@ from urllm.config import resolve, set_field
 from urllm.manifest import file_record
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = {"pop", "sasrec", "dual_graph", "dual_graph_no_graph", "urllm", "urllm_free", "urllm_constrained",
+METHODS = {"pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr", "urllm", "urllm_free", "urllm_constrained",
            "urllm_candidates", "urllm_refined"}
 
 
@@ -49,7 +49,8 @@ def test_tiny_run_manifest_has_every_method_and_hashed_files(tiny_run):
             assert all(0.0 <= res["overall"][r] <= 1.0 for r in ("ood_rate", "valid_rate", "dup_rate"))
     assert m["metrics"]["urllm_constrained"]["overall"]["ood_rate"] == 0.0
     names = [s["name"] for s in m["stages"]]
-    assert names == ["data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "retrieval", "lora", "generation", "projections"]
+    assert names == ["data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr", "retrieval", "lora", "generation",
+                     "projections"]
     for stage in m["stages"]:
         for f in stage["files"]:
             assert file_record(out / f["path"], out) == f  # sha256 and size match the file on disk
@@ -61,7 +62,7 @@ def test_rerun_reuses_every_stage_and_other_config_is_refused(tiny_run):
     out, _, _ = tiny_run
     again = train(out)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.count("unchanged, reused") == 9
+    assert again.stdout.count("unchanged, reused") == 10  # every stage
     other = train(out, "--set", "fit.epochs=1")
     assert other.returncode == 2 and "another config" in other.stderr and "fit" in other.stderr
 

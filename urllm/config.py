@@ -17,6 +17,7 @@ from urllm.llm.generate import GenerationConfig
 from urllm.llm.prompt import PromptConfig
 from urllm.retrieval import RetrievalConfig
 from urllm.models.dual_graph import DualGraphConfig
+from urllm.models.llm4cdsr import LLM4CDSRConfig
 from urllm.models.trainer import FitConfig
 
 
@@ -44,6 +45,7 @@ class RunConfig:
     dual_graph: DualGraphConfig = field(default_factory=DualGraphConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     top_n: int = 100  # dual-graph top-N exported per test line
+    llm4cdsr: LLM4CDSRConfig = field(default_factory=LLM4CDSRConfig)  # the LLM4CDSR method (item text embeddings + tri-thread model)
     llm: LLMConfig = field(default_factory=LLMConfig)
     umap_neighbors: int = 15  # umap-learn n_neighbors
     umap_max_points: int = 4000  # users / items projected at most (seeded sample; under 4096 umap skips a 40 s pynndescent compile)
@@ -53,6 +55,7 @@ def _tiny() -> RunConfig:
     cfg = RunConfig(dataset="synthetic?n_users=120", top_n=40)
     cfg.dual_graph = DualGraphConfig(dim=16, n_blocks=1, max_len=12)
     cfg.fit = FitConfig(epochs=3, batch_size=16, lr=5e-3, patience=3)
+    cfg.llm4cdsr = LLM4CDSRConfig(dim=16, n_blocks=1, max_len=12, global_dim=16, domain_dim=8, adapter_hidden=32)
     cfg.llm = LLMConfig(base_model="tiny", train_lines=8, eval_lines=4, valid_lines=4, ks=[0, 1],
                         prompt=PromptConfig(max_tokens=1500, max_history=10, max_neighbor_items=5),
                         lora=LoraTrainConfig(r=2, alpha=4, steps=3, batch_size=2, target_modules=["q_proj", "v_proj"]),

@@ -4,7 +4,7 @@ atomically (urllm/run.py decides whether it must run at all).
 
 Files of a run (besides manifest.json):
   data.json                     dataset figures, items, users' sequences, test lines
-  pop.json, sasrec.json, ...    per-method test metrics
+  pop.json, sasrec.json, ...    per-method test metrics (llm4cdsr.json too; item_text_*.safetensors its text embeddings)
   dual_graph.safetensors/.json  the dual-graph model; stage1_*.safetensors its exports
   retrieval_{A,B}.faiss(.json)  user indexes per target domain
   lora/                         the LoRA adapter (peft save_pretrained) and training.json
@@ -28,7 +28,7 @@ from urllm.io import atomic_save_tensors, atomic_write_json
 from urllm.run import Run
 from urllm.seed import seed_everything
 
-STAGE1_METHODS = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph")
+STAGE1_METHODS = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")
 # Bumped when a stage's files change form, so an older run's stage is rebuilt, not misread
 # (2: valid_top rankings, <model>.config.json, the pipeline's fusion in generations.json).
 FILES_VERSION = 2
@@ -73,17 +73,17 @@ def stage1_method(cfg: RunConfig, ds: Dataset, method: str, graphs):
         files, summary = [], {}
         if method == "pop":
             scorer = Popularity(ds, ds.splits["train"])
+        elif method == "llm4cdsr":
+            model, result = _train_llm4cdsr(cfg, ds, run_dir)
+            summary, files = _fit_summary(run_dir, method, result)
+            files += sorted(run_dir.glob("item_text_*.safetensors"))
+            scorer = SequenceScorer(model)
         else:
             model_cfg = {"dual_graph": cfg.dual_graph, "sasrec": sasrec_config(**dataclasses.asdict(cfg.dual_graph)),
                          "dual_graph_no_graph": ablation_config(**dataclasses.asdict(cfg.dual_graph))}[method]
             model = DualGraphModel(model_cfg, torch.from_numpy(ds.item_domain), graphs)
             result = fit(model, ds, dataclasses.replace(cfg.fit, seed=cfg.seed), method)
-            summary = {"best_epoch": result.best_epoch, "valid_MRR": round(result.best_valid["overall"]["MRR"], 4),
-                       "train_s": round(result.seconds, 1)}
-            curve = [{k: v for k, v in h.items() if k != "valid"} | {"valid_" + m: h["valid"][m] for m in ("HR@10", "MRR")}
-                     for h in result.history]
-            atomic_write_json(run_dir / f"{method}_curve.json", curve)
-            files.append(run_dir / f"{method}_curve.json")
+            summary, files = _fit_summary(run_dir, method, result)
             scorer = SequenceScorer(model)
             if method == "dual_graph":
                 files += save_model(model, run_dir, method)
@@ -106,6 +106,26 @@ def llm_device(cfg: RunConfig) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
+
+
+def _fit_summary(run_dir: Path, method: str, result) -> tuple[dict, list[Path]]:
+    """The stage summary of a trained sequence model, and its curve file."""
+    curve = [{k: v for k, v in h.items() if k != "valid"} | {"valid_" + m: h["valid"][m] for m in ("HR@10", "MRR")}
+             for h in result.history]
+    atomic_write_json(run_dir / f"{method}_curve.json", curve)
+    summary = {"best_epoch": result.best_epoch, "valid_MRR": round(result.best_valid["overall"]["MRR"], 4),
+               "train_s": round(result.seconds, 1)}
+    return summary, [run_dir / f"{method}_curve.json"]
+
+
+def _train_llm4cdsr(cfg: RunConfig, ds: Dataset, run_dir: Path):
+    """Item text embeddings (cached in the run folder), then the LLM4CDSR model."""
+    from urllm.models.item_text import item_text_embeddings
+    from urllm.models.llm4cdsr import train_llm4cdsr
+
+    lm = load_llm(cfg) if cfg.llm4cdsr.embedder in ("lm", "both") else None
+    texts = item_text_embeddings(ds, cfg.llm4cdsr.embedder, run_dir, lm=lm, lm_name=cfg.llm.base_model)
+    return train_llm4cdsr(ds, cfg.llm4cdsr, dataclasses.replace(cfg.fit, seed=cfg.seed), texts)
 
 
 def load_llm(cfg: RunConfig):
@@ -295,8 +315,11 @@ def run_pipeline(cfg: RunConfig, run: Run) -> dict:
     graphs = _graphs(ds)
     keys, metrics = {}, {}
     for method in STAGE1_METHODS:
-        inputs = {"dual_graph": _asdict(cfg.dual_graph), "fit": _asdict(cfg.fit), "top_n": cfg.top_n, "seed": cfg.seed, "v": FILES_VERSION,
+        model_cfg = cfg.llm4cdsr if method == "llm4cdsr" else cfg.dual_graph
+        inputs = {"model": _asdict(model_cfg), "fit": _asdict(cfg.fit), "top_n": cfg.top_n, "seed": cfg.seed, "v": FILES_VERSION,
                   "method": method, "up": data_rec["key"]}
+        if method == "llm4cdsr":  # its "lm" embedder reads the base LM
+            inputs["base_model"] = cfg.llm.base_model
         keys[method] = run.stage(method, inputs, stage1_method(cfg, ds, method, graphs))["key"]
         metrics[method] = json.loads((run.dir / f"{method}.json").read_text())
     metrics |= llm_stages(cfg, ds, run, keys["dual_graph"])
