@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from urllm.data import load_dataset  # noqa: E402
 from urllm.llm.base import load_base_model  # noqa: E402
-from urllm.llm.finetune import LoraTrainConfig, add_lora, save_adapter, train_lora  # noqa: E402
+from urllm.llm.finetune import (  # noqa: E402
+    LoraTrainConfig, add_lora, load_adapter, read_report, save_adapter, train_lora)
 from urllm.llm.generate import VARIANTS, GenerationConfig, Generator, for_generation  # noqa: E402
 from urllm.llm.prompt import PromptBuilder, PromptConfig  # noqa: E402
 from urllm.llm.stage2 import (  # noqa: E402
@@ -67,6 +68,7 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--retrieval", default="domain", choices=["domain", "mixed"])
     parser.add_argument("--out", default="", help="write the metrics JSON (and the adapter) here")
+    parser.add_argument("--adapter", default="", help="reuse a LoRA adapter saved by an earlier run (its --out/lora)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -82,13 +84,17 @@ def main() -> int:
     model, tok = load_base_model("smollm2")
     neighbours = Neighbours(ds, vectors, cfg.retrieval)
     builder = PromptBuilder(ds, tok, cfg.prompt)
-    examples = training_examples(ds, builder, neighbours, cfg)
-    model = add_lora(model, cfg.lora)
-    report = train_lora(model, tok, examples, cfg.lora)
-    print(f"LoRA: {len(examples)} examples, {cfg.lora.steps} steps, {report['seconds']:.0f} s, {report['tokens_per_s']:.0f} tokens/s,"
+    if args.adapter:
+        model, report = load_adapter(model, Path(args.adapter)), read_report(Path(args.adapter))
+        print(f"LoRA adapter reused from {args.adapter}", end=": ")
+    else:
+        examples = training_examples(ds, builder, neighbours, cfg)
+        model = add_lora(model, cfg.lora)
+        report = train_lora(model, tok, examples, cfg.lora)
+        if args.out:
+            save_adapter(model, Path(args.out) / "lora", report)
+    print(f"LoRA {len(report['curve'])} steps, {report['seconds']:.0f} s, {report['tokens_per_s']:.0f} tokens/s,"
           f" loss {report['curve'][0]['loss']:.3f} -> {report['curve'][-1]['loss']:.3f}", flush=True)
-    if args.out:
-        save_adapter(model, Path(args.out) / "lora", report)
     generator = Generator(for_generation(model, cfg.generation), tok, ds, cfg.generation)
     lines = sample_lines(len(ds.splits["test"]), cfg.eval_lines, cfg.seed)
     table, weights = {}, {}
