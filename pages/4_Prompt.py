@@ -10,7 +10,7 @@ import html
 
 import streamlit as st
 
-from urllm.generation_view import (SECTION_STYLE, budget_summary, prompt_differences, section_label, stored_record,
+from urllm.generation_view import (SECTION_STYLE, budget_summary, prompt_differences, section_label,
                                    token_bar)
 from urllm.llm.prompt import SECTIONS, PromptTooLong
 from urllm.ui import guard, live_model, need, sidebar
@@ -56,7 +56,7 @@ for name in SECTIONS:
                 unsafe_allow_html=True)
 st.markdown(section_label("template", prompt.tokens["template"]) + " (special tokens and separators around sections)")
 
-record = guard(stored_record, run, line, k)
+record = guard(run.precomputed, line, k)
 if record is not None:
     differ = prompt_differences(prompt.sections, record["prompt"])
     if not differ:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from urllm.generation_view import has_adapter, method_columns, plain_variants, run_settings, run_stamp, stored_record
+from urllm.generation_view import has_adapter, method_columns, plain_variants, run_settings, run_stamp
 from urllm.llm.prompt import PromptTooLong
 from urllm.ui import guard, live_model, need, open_run, sidebar
 
@@ -54,7 +54,7 @@ if not has_adapter(run):
     st.warning(f"No LoRA adapter in {run.dir / 'lora'}: live generation uses the untuned base model.")
 
 at_run_settings = (beams, max_new_tokens) == (run_beams, run_tokens)
-record = guard(stored_record, run, line, k) if at_run_settings else None
+record = guard(run.precomputed, line, k) if at_run_settings else None
 requested = st.session_state.setdefault("_gen_requested", set())  # settings generated live this session
 setting = (run.name, line.index, k, beams, max_new_tokens)
 if st.button("Generate live", key="_gen_live", help="Run the model now with these settings (cached per setting)."):

@@ -14,6 +14,7 @@ import streamlit as st
 
 from urllm.case_study import ANSWER_RATES, RANK_METRICS, case_study, case_study_html, metric_rows, ordered_methods
 from urllm.figures import DOMAIN_COLOURS, sequence_graph
+from urllm.runs import filter_lines
 from urllm.ui import guard, line_table, need, sidebar
 
 st.set_page_config(page_title="Evaluation · URLLM Studio", layout="wide")
@@ -75,16 +76,7 @@ cold = right.checkbox("cold-start only", key="_ev_cold", help="at most 2 items o
 evaluated = right.checkbox("evaluated only", key="_ev_evaluated", help="lines with precomputed LLM generations")
 ood = right.checkbox("OOD cases only", key="_ev_ood", help="a free or refined answer named an item of the other domain")
 
-keep = table["domain"].isin(domains)
-if hit != "all":
-    keep &= table["dual_graph_hit@10"] == (hit == "hit")
-if cold:
-    keep &= table["cold_start"]
-if evaluated:
-    keep &= table["evaluated"]
-if ood:
-    keep &= table["ood_case"]
-shown = table[keep].copy()
+shown = filter_lines(table, cold, hit, ood, evaluated, domains).copy()
 shown.insert(0, "open", [f"Generation?{urlencode({'run': run.name, 'user': u, 'domain': d})}"
                          for u, d in zip(shown["user"], shown["domain"])])
 st.dataframe(shown, hide_index=True, placeholder="–", column_config={

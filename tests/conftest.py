@@ -26,6 +26,18 @@ def movielens_root(tmp_path) -> Path:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors gain nothing from threads, and on a loaded 2-core machine OpenMP's waits
+    made such test files 5x slower; the previous setting is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory) -> Path:
     """An artifacts folder holding one complete run, `tiny` (train.py --profile tiny, ~30 s).

@@ -12,7 +12,7 @@ from app_fixtures import copy_run, run_page, texts
 
 from urllm.generation_view import (VARIANT_LABELS, budget_summary, escape_markdown, flag_badges, method_columns,
                                    output_line, plain_variants, prompt_differences, rank_text, ranking_rows,
-                                   section_label, stored_record, token_bar)
+                                   section_label, token_bar)
 from urllm.llm.generate import Generation, Output
 from urllm.llm.prompt import Prompt, PromptTooLong
 from urllm.runs import RunData
@@ -230,9 +230,9 @@ def test_plain_variants_and_method_columns(tiny):
 
 def test_stored_record_takes_exactly_the_asked_k(tiny):
     line = evaluated_line(tiny)
-    assert stored_record(tiny, line, run_k(tiny)) == tiny.precomputed(line)
-    assert stored_record(tiny, line, 5) is None and tiny.precomputed(line, 5) is None  # no k=5 record: no other k instead
-    assert stored_record(tiny, unevaluated_line(tiny), run_k(tiny)) is None
+    assert tiny.precomputed(line, run_k(tiny)) == tiny.precomputed(line)
+    assert tiny.precomputed(line, 5) is None  # no k=5 record: no other k instead
+    assert tiny.precomputed(unevaluated_line(tiny), run_k(tiny)) is None
 
 
 def test_prompt_helpers():

@@ -21,13 +21,8 @@ TINY = dict(dim=16, n_blocks=1, n_heads=2, dropout=0.0, max_len=20, global_dim=1
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors gain nothing from threads, and on a loaded 2-core machine OpenMP's waits
-    made this file 5x slower; the previous setting is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

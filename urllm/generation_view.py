@@ -85,11 +85,6 @@ def plain_variants(generations: dict) -> dict[str, dict]:
             for variant, g in generations.items()}
 
 
-def stored_record(run: RunData, line: Line, k: int) -> dict | None:
-    """The precomputed record of a line for exactly k neighbours."""
-    return run.precomputed(line, k)
-
-
 def run_settings(run: RunData) -> tuple[int, int, int]:
     """(k, beams, max_new_tokens) the run's evaluation used: its precomputed records' settings."""
     llm = run.config.get("llm", {})

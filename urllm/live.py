@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import numpy as np
+
 from urllm.llm.generate import VARIANTS, GenerationConfig, Generator, for_generation
 from urllm.llm.prompt import Prompt, PromptBuilder, PromptConfig
 from urllm.llm.refine import fuse
@@ -65,8 +67,6 @@ class LiveModel:
         builder = self.builder
         if max_tokens is not None and max_tokens != self.prompt_config.max_tokens:
             builder = PromptBuilder(self.dataset, self.tokenizer, dataclasses.replace(self.prompt_config, max_tokens=max_tokens))
-        import numpy as np
-
         return builder.build(np.asarray(line.history, np.int64), line.domain, [self.run.user_items(u) for u, _ in neighbours])
 
     def generate(self, line: Line, prompt_text: str, beams: int | None = None, max_new_tokens: int | None = None,

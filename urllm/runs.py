@@ -280,3 +280,22 @@ class RunData:
             row["ood_case"] = bool(row.get("free_ood") or row.get("refined_ood"))
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def filter_lines(table, cold: bool = False, hit: str = "all", ood: bool = False, evaluated: bool = False,
+                 domains: list[str] | None = None):
+    """The rows of a line_table() that pass the app's filters (sidebar and Evaluation page):
+    cold-start only, dual-graph top-10 "hit"/"miss"/"all", out-of-domain cases only,
+    evaluated lines only, target domains."""
+    keep = table.index == table.index
+    if domains is not None:
+        keep &= table["domain"].isin(domains)
+    if cold:
+        keep &= table["cold_start"]
+    if hit != "all":
+        keep &= table["dual_graph_hit@10"] == (hit == "hit")
+    if ood:
+        keep &= table["ood_case"]
+    if evaluated:
+        keep &= table["evaluated"]
+    return table[keep]

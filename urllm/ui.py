@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from urllm.runs import Line, RunData, RunError, artifacts_dir, list_runs
+from urllm.runs import Line, RunData, RunError, artifacts_dir, filter_lines, list_runs
 
 NO_RUNS = ("No runs yet under `{dir}`. Make one with `make demo` (the demo profile, then the app) or "
            "`python train.py --profile tiny --out artifacts/tiny` (a minute, random tiny LM).")
@@ -129,16 +129,7 @@ def _filtered_users(run: RunData) -> list[str]:
         ood = st.checkbox("out-of-domain cases only", key="_f_ood",
                           help="a free-text LLM answer named an item of the other domain (evaluated lines)")
         evaluated = st.checkbox("with precomputed generations", key="_f_eval")
-    keep = table.index == table.index
-    if cold:
-        keep &= table["cold_start"]
-    if hit != "all":
-        keep &= table["dual_graph_hit@10"] == (hit == "hit")
-    if ood:
-        keep &= table["ood_case"]
-    if evaluated:
-        keep &= table["evaluated"]
-    return list(dict.fromkeys(table.loc[keep, "user"]))
+    return list(dict.fromkeys(filter_lines(table, cold, hit, ood, evaluated)["user"]))
 
 
 def sidebar() -> Selection:
