@@ -14,7 +14,6 @@ folder without `valid_top` gets it from its saved dual-graph model.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from urllm.data import load_dataset  # noqa: E402
+from urllm.io import atomic_write_json  # noqa: E402
 from urllm.llm.base import load_base_model  # noqa: E402
 from urllm.llm.finetune import (  # noqa: E402
     LoraTrainConfig, add_lora, load_adapter, read_report, save_adapter, train_lora)
@@ -109,6 +109,11 @@ def main() -> int:
                                     progress=lambda xs: tqdm(xs, desc=f"k={k}", leave=False), fusion_weight=weights[k])
         table[k] = metrics
         print(f"k={k}: {len(lines)} lines in {time.perf_counter() - t0:.0f} s", flush=True)
+        if args.out:  # after every k, so a long run stopped midway keeps what it measured
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            atomic_write_json(Path(args.out) / "stage2_metrics.json",
+                              {"lines": lines, "fusion_weights": {str(j): w for j, w in weights.items()},
+                               "metrics": {str(j): v for j, v in table.items()}})
     print(f"\n{len(lines)} test lines (seeded sample, the same for every row), retrieval vector: {args.retrieval}")
     print(f"{'method':<28}" + "".join(f"{c:>11}" for c in COLUMNS))
     for k, metrics in table.items():
@@ -119,9 +124,6 @@ def main() -> int:
             print(f"{label:<28}" + "".join(f"{m['overall'][c]:>11.4f}" if c in m["overall"] else f"{'–':>11}" for c in COLUMNS))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\ntotal {time.perf_counter() - start:.0f} s, peak RSS {peak:.0f} MB")
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "stage2_metrics.json").write_text(json.dumps({str(k): v for k, v in table.items()}, indent=2))
     return 0
 
 

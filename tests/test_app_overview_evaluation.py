@@ -18,7 +18,7 @@ from urllm.runs import RunData
 
 OVERVIEW, EVALUATION = "pages/1_Overview.py", "pages/7_Evaluation.py"
 ORDER = ["pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr",
-         "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm"]
+         "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm", "rsllm"]
 EVIL = '<script>alert("x")</script> & co'
 
 
@@ -105,7 +105,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["complete"] = False
     manifest["stages"] = manifest["stages"][:6]  # data, pop, sasrec, dual_graph, dual_graph_no_graph, llm4cdsr
-    manifest["metrics"] = {m: v for m, v in manifest["metrics"].items() if not m.startswith("urllm")}
+    manifest["metrics"] = {m: v for m, v in manifest["metrics"].items() if not m.startswith("urllm") and m != "rsllm"}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(folder / "lora")
     (folder / "generations.json").unlink()
@@ -113,7 +113,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     at = run_page(OVERVIEW, monkeypatch, arts, run="tiny")
     assert not at.exception
     warned = " ".join(w.value for w in at.warning)
-    assert "incomplete" in warned and "retrieval, lora, generation, projections" in warned
+    assert "incomplete" in warned and "retrieval, lora, generation, rsllm, projections" in warned
     assert list(metric_tables(at)[0].index) == ORDER[:5]
     assert "No LoRA curve" in texts(at)
     assert traces(figure(at, "dual_graph: training loss"))

@@ -228,3 +228,65 @@ def test_prefill_embeds_without_soft_tokens_equals_prefill(setup, with_lora):
         b = beam_search(model, ids, tok.eos_token_id, 4, 12, search_trie, prefilled=by_embeds)
         assert [h.tokens for h in a] == [h.tokens for h in b]
         assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
+
+
+# ---- RSLLM as a run's method (urllm/llm/rsllm_run.py) ------------------------------------------
+def run_vectors(ds, id_table):
+    """stage1_vectors as the run stores them: the item table and per training line a user
+    vector per target domain."""
+    n = len(ds.splits["train"])
+    users = torch.randn(n, 2, ID_DIM, generator=torch.Generator().manual_seed(1))
+    return {"items": id_table[: ds.n_items].clone(), "users_train": users}
+
+
+def test_run_examples_pair_each_training_line_with_its_user_vector(setup):
+    from urllm.llm.rsllm_run import RSLLMRunConfig, training_examples
+
+    ds, tok, builder, id_table = setup
+    vectors = run_vectors(ds, id_table)
+    cfg = RSLLMRunConfig(train_lines=6)
+    text_only, unified = training_examples(ds, builder, vectors, cfg, choose_placeholder(tok))
+    assert len(text_only) == len(unified) == 6
+    lines = sorted(np.random.default_rng(0).choice(len(ds.splits["train"]), 6, replace=False).tolist())
+    for line, t, u in zip(lines, text_only, unified):
+        ex = ds.splits["train"][line]
+        assert u.target == ex.target and torch.equal(u.user_vector, vectors["users_train"][line, ex.domain])
+        assert u.prompt.soft_items[-len(ex.history):] == ex.history.tolist()  # the user's own items, no neighbours
+        assert t.answer_ids == u.answer_ids  # the same answer in both stages
+
+
+def test_run_trains_scores_in_domain_and_saves_what_load_restores(setup, tmp_path):
+    from urllm.llm.generate import GenerationConfig
+    from urllm.llm.rsllm_run import RSLLMRunConfig, load, save, train_and_evaluate
+
+    ds, tok, _, id_table = setup
+    vectors = run_vectors(ds, id_table)
+    test = ds.splits["test"]
+    top = torch.tensor([ds.items_of(ex.domain)[:12].tolist() for ex in test])
+    cfg = RSLLMRunConfig(method=RSLLMConfig(text_steps=1, unified_steps=2, batch_size=2, warmup=1, progress=False),
+                         lora=LoraTrainConfig(**LORA, progress=False), train_lines=6,
+                         generation=GenerationConfig(num_beams=3, max_new_tokens=12, top_k=8, dtype="float32"))
+    lines = [0, 2, 5]
+    result = train_and_evaluate(ds, tiny_lm(tok), tok, vectors, top, lines, cfg)
+    assert sorted(result.records, key=int) == [str(n) for n in lines]
+    for line in lines:
+        rec, ex = result.records[str(line)], test[line]
+        assert len(rec["ranking"]) == 8 and len(set(rec["ranking"])) == 8
+        assert all(o["valid"] and o["in_domain"] for o in rec["outputs"])  # the trie keeps every answer in the domain
+        generated = [o["item"] for o in rec["outputs"] if not o["duplicate"]]
+        assert rec["ranking"][: len(generated)] == generated  # then completed from the dual-graph list
+        assert rec["soft_tokens"] == len(ex.history)
+    overall = result.metrics["overall"]
+    assert overall["ood_rate"] == 0.0 and overall["valid_rate"] == 1.0 and result.metrics["n_test_lines"] == 3
+    assert len(result.report["unified_stage"]["curve"]) == 2 and result.report["id_dim"] == ID_DIM
+
+    files = save(result, tmp_path / "rsllm")
+    assert {"adapter_config.json", "projectors.safetensors", "training.json"} <= {p.name for p in files}
+    model, projector, report = load(tiny_lm(tok), tmp_path / "rsllm")
+    for (name, a), b in zip(result.projector.state_dict().items(), projector.state_dict().values()):
+        assert torch.equal(a.float(), b), name
+    lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    trained = {n: p for n, p in result.model.named_parameters() if "lora_" in n}
+    assert lora and all(torch.equal(lora[n].float(), trained[n].float()) for n in lora)
+    with pytest.raises(FileNotFoundError, match="projectors.safetensors"):
+        load(tiny_lm(tok), tmp_path)

@@ -15,7 +15,7 @@ from urllm.figures import DOMAIN_COLOURS
 from urllm.runs import Line, RunData
 
 METHOD_ORDER = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr",
-                "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm")
+                "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm", "rsllm")
 RANK_METRICS = ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
 ANSWER_RATES = ("ood_rate", "valid_rate", "dup_rate")  # LLM variants only, over every beam's answer
 METRIC_COLUMNS = RANK_METRICS + ANSWER_RATES

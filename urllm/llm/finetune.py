@@ -99,15 +99,17 @@ class AnswerLoss(torch.nn.Module):
         return answer_loss(self.model, ids, mask, labels)
 
 
-def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainConfig) -> dict:
+def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainConfig, distributed: bool | None = None) -> dict:
     """Fine-tune `model` (already wrapped with add_lora) in place; returns the loss curve
     and throughput. Under torch.distributed (torchrun), each rank takes its own slice of
     every global batch and DistributedDataParallel averages the gradients, so all ranks
-    end with the same adapter."""
+    end with the same adapter. `distributed=False` trains on this process alone even
+    under torchrun (a stage only rank 0 runs); None: distributed when a group is up."""
     if not examples:
         raise ValueError("no training examples for the LoRA stage")
     seed_everything(cfg.seed)
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if distributed is None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0)
