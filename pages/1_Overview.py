@@ -12,8 +12,8 @@ from urllm.case_study import METRIC_COLUMNS, metric_rows
 from urllm.ui import guard, sidebar
 
 # train.py's stages, in the order it runs them
-STAGES = ("data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr", "retrieval", "lora", "generation",
-          "projections")
+STAGES = ("data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
+          "generation", "rsllm", "projections")
 CURVE_METHODS = ("sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")  # pop is counted, not trained
 LOSSES = ("ce", "infomax", "align", "total")
 

@@ -4,18 +4,19 @@ urllm/generation_view.py."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 
 import numpy as np
 import pytest
 from app_fixtures import copy_run, run_page, texts
 
-from urllm.generation_view import (VARIANT_LABELS, budget_summary, escape_markdown, flag_badges, method_columns,
+from urllm.generation_view import (LLM4CDSR_LABEL as LLM4CDSR, RSLLM_LABEL as RSLLM, VARIANT_LABELS, budget_summary, escape_markdown, flag_badges, method_columns,
                                    output_line, plain_variants, prompt_differences, rank_text, ranking_rows,
                                    section_label, token_bar)
 from urllm.llm.generate import Generation, Output
 from urllm.llm.prompt import Prompt, PromptTooLong
-from urllm.runs import RunData
+from urllm.runs import RunData, read_tensors
 
 PROMPT, GENERATION = "pages/4_Prompt.py", "pages/5_Generation.py"
 
@@ -114,7 +115,7 @@ def test_generation_page_shows_precomputed_outputs_without_running_the_model(tin
     assert not at.exception
     assert "Precomputed by train.py" in texts(at)
     blocks = method_blocks(at)
-    assert list(blocks) == [*VARIANT_LABELS.values(), "Dual-graph (stage 1)"]
+    assert list(blocks) == [*VARIANT_LABELS.values(), RSLLM, LLM4CDSR, "Dual-graph (stage 1)"]
     for variant, label in VARIANT_LABELS.items():
         stored = record["variants"][variant]
         shown = [m.value for m in blocks[label].markdown]
@@ -127,6 +128,19 @@ def test_generation_page_shows_precomputed_outputs_without_running_the_model(tin
     assert ("fell back" in " ".join(c.value for c in refined.caption)) == record["variants"]["refined"]["fell_back"]
     dual = tiny.dual_graph_top(line)
     assert blocks["Dual-graph (stage 1)"].dataframe[0].value["item"].tolist() == [tiny.item_label(i) for i in dual[:10]]
+    # the sibling methods: RSLLM's stored answers, LLM4CDSR's ranking, as their files hold them
+    rsllm = json.loads((tiny_artifacts / "tiny" / "rsllm.json").read_text())["records"][str(line.index)]
+    shown = [m.value for m in blocks[RSLLM].markdown]
+    assert shown[1:] == [output_line(tiny, r, o) for r, o in enumerate(rsllm["outputs"], 1)]
+    assert blocks[RSLLM].dataframe[0].value["item"].tolist() == [tiny.item_label(i) for i in rsllm["ranking"][:10]]
+    llm4cdsr = read_tensors(tiny_artifacts / "tiny" / "llm4cdsr_rankings.safetensors")["test_top"][line.index]
+    assert blocks[LLM4CDSR].dataframe[0].value["item"].tolist() == [tiny.item_label(int(i)) for i in llm4cdsr[:10]]
+    # LLM4CDSR's hierarchical profile of this user (the run profiles its first evaluated lines)
+    profile = json.loads((tiny_artifacts / "tiny" / "profiles.json").read_text())["test_lines"][str(line.index)]
+    shown = [m.value for m in blocks[LLM4CDSR].markdown]
+    assert shown[1] == f"**Profile:** {profile['text']}" and len(shown) == 2 + len(profile["clusters"])
+    assert all(c["summary"] in m for c, m in zip(profile["clusters"], shown[2:]))
+    assert "user profile by the base LLM" in " ".join(c.value for c in blocks[LLM4CDSR].caption)
 
 
 def test_generation_live_button_shows_what_the_live_model_generates(tiny, live, tiny_artifacts, monkeypatch):
@@ -134,7 +148,8 @@ def test_generation_live_button_shows_what_the_live_model_generates(tiny, live, 
     at = run_page(GENERATION, monkeypatch, tiny_artifacts, **url(tiny, line))
     assert not at.exception
     assert "did not evaluate this line" in at.info[0].value
-    assert list(method_blocks(at)) == ["Dual-graph (stage 1)"]
+    assert list(method_blocks(at)) == [LLM4CDSR, "Dual-graph (stage 1)"]  # RSLLM has no record of this line
+    assert "no user profile for this line" in " ".join(c.value for c in method_blocks(at)[LLM4CDSR].caption)
 
     at.button(key="_gen_live").click().run()
     assert not at.exception
@@ -150,7 +165,7 @@ def test_generation_live_button_shows_what_the_live_model_generates(tiny, live, 
         assert shown[1:] == [output_line(tiny, r, dataclasses.asdict(o)) for r, o in enumerate(g.outputs, 1)]
         assert blocks[label].dataframe[0].value["item"].tolist() == [tiny.item_label(i) for i in g.ranking[:10]]
     at.run()  # the live result stays on a rerun (from the cache, not a second button press)
-    assert "Generated live in" in texts(at) and len(method_blocks(at)) == 6  # 4 variants, the pipeline, the dual graph
+    assert "Generated live in" in texts(at) and len(method_blocks(at)) == 7  # 4 variants, the pipeline, LLM4CDSR, dual graph
 
 
 def test_generation_without_lora_uses_the_untuned_base_model_and_says_so(tiny_artifacts, tmp_path, monkeypatch):
@@ -161,7 +176,7 @@ def test_generation_without_lora_uses_the_untuned_base_model_and_says_so(tiny_ar
     assert not at.exception and "untuned base model" in at.warning[0].value
     at.button(key="_gen_live").click().run()
     assert not at.exception
-    assert "untuned base model" in texts(at) and len(method_blocks(at)) == 6
+    assert "untuned base model" in texts(at) and len(method_blocks(at)) == 7  # 5 live variants, LLM4CDSR, dual-graph
 
 
 def test_a_prompt_too_long_for_the_model_is_a_message(tiny_artifacts, tmp_path, monkeypatch):
@@ -222,10 +237,12 @@ def test_plain_variants_and_method_columns(tiny):
         "ranking": [3, line.target], "fell_back": False,
         "outputs": [{"text": "y", "item": 3, "valid": True, "in_domain": True, "duplicate": False}]}
     columns = method_columns(tiny, line, plain)
-    assert [c.label for c in columns] == [VARIANT_LABELS["free"], VARIANT_LABELS["refined"], "Dual-graph (stage 1)"]
+    rsllm = [RSLLM] if tiny.rsllm_record(line) is not None else []
+    assert [c.label for c in columns] == [VARIANT_LABELS["free"], VARIANT_LABELS["refined"], *rsllm, LLM4CDSR,
+                                          "Dual-graph (stage 1)"]
     assert columns[1].note == "fell back to the dual-graph ranking" and columns[0].note == ""
     assert columns[1].rank == "target at rank **1**" and columns[0].rank == "target at rank **2**"
-    assert columns[2].outputs == [] and len(columns[2].ranking) == 10
+    assert columns[-1].outputs == [] and len(columns[-1].ranking) == 10
 
 
 def test_stored_record_takes_exactly_the_asked_k(tiny):

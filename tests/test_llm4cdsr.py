@@ -170,18 +170,13 @@ def test_domain_thread_reads_only_its_domain(dataset, text_embeddings):
     assert torch.all(dom1[1][0, 0] == 0)  # no B item yet at position 0
 
 
-def test_scorer_ranks_all_items_of_the_domain_and_guidance_hook(dataset, text_embeddings):
+def test_scorer_ranks_all_items_of_the_domain(dataset, text_embeddings):
     model = tiny_model(dataset, text_embeddings)
     scorer = SequenceScorer(model)
     histories = [np.array([], dtype=np.int64), dataset.users[0].items, np.tile(dataset.users[1].items, 5)]
     for d in (0, 1):
         scores = scorer.scores(histories, d)
         assert scores.shape == (3, len(dataset.items_of(d))) and torch.isfinite(scores).all()
-    seq = torch.from_numpy(dataset.users[0].items[:5]).unsqueeze(0)
-    with torch.no_grad():
-        plain = model.user_vectors(seq, torch.tensor([5]))
-        guided = model.user_vectors(seq, torch.tensor([5]), user_guidance=torch.ones(1, TINY["dim"]))
-    assert torch.allclose(guided, plain + 1)
 
 
 def test_negatives_are_shared_by_every_position_of_a_batch(dataset, text_embeddings, monkeypatch):
@@ -254,3 +249,65 @@ def test_training_end_to_end_beats_popularity_on_valid(dataset, text_embeddings)
     assert valid["HR@10"] > popularity["HR@10"]
     test = evaluate(SequenceScorer(model), dataset, "test")["overall"]
     assert all(0.0 <= v <= 1.0 for k, v in test.items() if k != "n")
+
+
+# ---------------------------------------------------------------- hierarchical profile guidance
+
+
+def profiled_model(dataset, text_embeddings, users, **fields) -> LLM4CDSRModel:
+    torch.manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(len(users), 24), dim=-1)
+    return LLM4CDSRModel.from_text_embeddings(LLM4CDSRConfig(**(TINY | fields)), dataset.item_domain, text_embeddings,
+                                              profiles=(torch.tensor(users), emb), n_users=len(dataset.users))
+
+
+def test_profile_guidance_term_trains_and_needs_two_profiled_users(dataset, text_embeddings):
+    from urllm.models.sequences import training_sequences
+
+    data = training_sequences(dataset, dataset.splits["train"], TINY["max_len"])
+    users = data.users[:6].tolist()
+    model = profiled_model(dataset, text_embeddings, users)
+    assert model.uses_user_ids and not tiny_model(dataset, text_embeddings).uses_user_ids
+    rows = slice(0, 8)  # 6 profiled rows and 2 without a profile
+    args = (data.inputs[rows], data.labels[rows], data.extra[rows])
+    out = model.losses(*args, users=data.users[rows])
+    assert out["profile"] > 0
+    assert torch.allclose(out["total"], out["ce"] + 0.1 * out["contrastive"] + 0.1 * out["profile"])
+    out["profile"].backward()
+    assert model.profile_adapter.mlp[0].weight.grad.abs().sum() > 0  # the profile adapter learns
+    assert model.mixed_encoder.blocks.layers[0].self_attn.in_proj_weight.grad.abs().sum() > 0  # and pulls on the mixed thread
+    # a batch with one profiled user has no negatives: the term is 0
+    one = model.losses(data.inputs[5:8], data.labels[5:8], data.extra[5:8], users=data.users[5:8])
+    assert float(one["profile"].detach()) == 0.0
+    # minimising the term alone aligns each profiled user's state with their own profile
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(30):
+        loss = model.losses(*args, users=data.users[rows])["profile"]
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+
+
+def test_train_llm4cdsr_with_profiles_passes_each_rows_user(dataset, text_embeddings, monkeypatch):
+    from urllm.models.sequences import training_sequences
+
+    seen = []
+    original = LLM4CDSRModel.losses
+
+    def spy(self, *args, users=None, **kw):
+        seen.append(users)
+        return original(self, *args, users=users, **kw)
+
+    monkeypatch.setattr(LLM4CDSRModel, "losses", spy)
+    users = training_sequences(dataset, dataset.splits["train"], TINY["max_len"]).users[:20]
+    emb = torch.nn.functional.normalize(torch.randn(len(users), 24), dim=-1)
+    model, result = train_llm4cdsr(dataset, LLM4CDSRConfig(**TINY), FitConfig(epochs=1, batch_size=32, progress=False),
+                                   text_embeddings, profiles=(users, emb))
+    assert seen and all(u is not None for u in seen)
+    assert "profile" in result.history[0]
+    with pytest.raises(ValueError, match="n_users"):
+        LLM4CDSRModel.from_text_embeddings(LLM4CDSRConfig(**TINY), dataset.item_domain, text_embeddings,
+                                           profiles=(torch.tensor([999]), emb[:1]), n_users=len(dataset.users))

@@ -15,7 +15,7 @@ from urllm.manifest import file_record
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {"pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr", "urllm", "urllm_free", "urllm_constrained",
-           "urllm_candidates", "urllm_refined"}
+           "urllm_candidates", "urllm_refined", "rsllm"}
 
 
 def train(out: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -45,12 +45,16 @@ def test_tiny_run_manifest_has_every_method_and_hashed_files(tiny_run):
         for part in ("overall", "art", "office"):
             for name in ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"):
                 assert 0.0 <= res[part][name] <= 1.0, (method, part, name)
-        if method.startswith("urllm_"):
+        if method.startswith("urllm_") or method == "rsllm":
             assert all(0.0 <= res["overall"][r] <= 1.0 for r in ("ood_rate", "valid_rate", "dup_rate"))
     assert m["metrics"]["urllm_constrained"]["overall"]["ood_rate"] == 0.0
+    assert m["metrics"]["rsllm"]["overall"]["ood_rate"] == 0.0  # RSLLM decodes inside the title trie
+    rsllm, gens = (json.loads((out / f).read_text()) for f in ("rsllm.json", "generations.json"))
+    assert rsllm["lines"] == gens["lines"]  # RSLLM is scored on URLLM's test lines
+    assert m["metrics"]["rsllm"]["n_test_lines"] == len(gens["lines"])
     names = [s["name"] for s in m["stages"]]
-    assert names == ["data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr", "retrieval", "lora", "generation",
-                     "projections"]
+    assert names == ["data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
+                     "generation", "rsllm", "projections"]
     for stage in m["stages"]:
         for f in stage["files"]:
             assert file_record(out / f["path"], out) == f  # sha256 and size match the file on disk
@@ -62,7 +66,7 @@ def test_rerun_reuses_every_stage_and_other_config_is_refused(tiny_run):
     out, _, _ = tiny_run
     again = train(out)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.count("unchanged, reused") == 10  # every stage
+    assert again.stdout.count("unchanged, reused") == 12  # every stage
     other = train(out, "--set", "fit.epochs=1")
     assert other.returncode == 2 and "another config" in other.stderr and "fit" in other.stderr
 

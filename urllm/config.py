@@ -14,7 +14,9 @@ from typing import Any
 
 from urllm.llm.finetune import LoraTrainConfig
 from urllm.llm.generate import GenerationConfig
+from urllm.llm.profiles import ProfileConfig
 from urllm.llm.prompt import PromptConfig
+from urllm.llm.rsllm import RSLLMConfig
 from urllm.retrieval import RetrievalConfig
 from urllm.models.dual_graph import DualGraphConfig
 from urllm.models.llm4cdsr import LLM4CDSRConfig
@@ -46,7 +48,12 @@ class RunConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     top_n: int = 100  # dual-graph top-N exported per test line
     llm4cdsr: LLM4CDSRConfig = field(default_factory=LLM4CDSRConfig)  # the LLM4CDSR method (item text embeddings + tri-thread model)
+    # LLM4CDSR's hierarchical user profiles: how many users and lines, clusters, summary length
+    profiles: ProfileConfig = field(default_factory=ProfileConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
+    # the RSLLM method: its two fine-tune stages and losses; LoRA shape, prompt budget, training
+    # and test lines and decoding are llm's (the same test lines as URLLM's variants)
+    rsllm: RSLLMConfig = field(default_factory=RSLLMConfig)
     umap_neighbors: int = 15  # umap-learn n_neighbors
     umap_max_points: int = 4000  # users / items projected at most (seeded sample; under 4096 umap skips a 40 s pynndescent compile)
 
@@ -60,6 +67,8 @@ def _tiny() -> RunConfig:
                         prompt=PromptConfig(max_tokens=1500, max_history=10, max_neighbor_items=5),
                         lora=LoraTrainConfig(r=2, alpha=4, steps=3, batch_size=2, target_modules=["q_proj", "v_proj"]),
                         generation=GenerationConfig(num_beams=2, max_new_tokens=12, candidates=10))
+    cfg.rsllm = RSLLMConfig(text_steps=2, unified_steps=3, batch_size=2, warmup=1)
+    cfg.profiles = ProfileConfig(train_users=6, test_lines=3, clusters=2, max_new_tokens=6)
     cfg.umap_max_points = 500
     return cfg
 
@@ -69,6 +78,8 @@ def _demo() -> RunConfig:
     cfg.fit = FitConfig(epochs=8, patience=2)
     cfg.llm = LLMConfig(train_lines=120, eval_lines=40, valid_lines=40, ks=[1], prompt=PromptConfig(max_tokens=384),
                         lora=LoraTrainConfig(steps=40, batch_size=4), generation=GenerationConfig(num_beams=5))
+    cfg.rsllm = RSLLMConfig(text_steps=15, unified_steps=25)
+    cfg.profiles = ProfileConfig(train_users=24, test_lines=12)
     return cfg
 
 
@@ -78,6 +89,8 @@ def _full() -> RunConfig:
     cfg.fit = FitConfig(epochs=60, batch_size=256, patience=6)
     cfg.llm = LLMConfig(train_lines=8000, eval_lines=2000, valid_lines=500, ks=[0, 1, 3], prompt=PromptConfig(max_tokens=1024),
                         lora=LoraTrainConfig(steps=2000, batch_size=16, r=16, alpha=32))
+    cfg.rsllm = RSLLMConfig(text_steps=1000, unified_steps=2000, batch_size=16)
+    cfg.profiles = ProfileConfig(train_users=5000, test_lines=500, batch_size=32)
     return cfg
 
 
@@ -131,6 +144,8 @@ def resolve(profile: str, overrides: list[str]) -> RunConfig:
     cfg.fit.validate()
     cfg.llm.retrieval.validate()
     cfg.llm.lora.validate()
+    cfg.rsllm.validate()
+    cfg.profiles.validate()
     return cfg
 
 

@@ -31,6 +31,8 @@ VARIANT_LABELS = {
     "refined": "Refined (Algorithm 1)",
     "pipeline": "URLLM pipeline (Algorithm 1 + fusion)",
 }
+RSLLM_LABEL = "RSLLM (soft ID tokens, title trie)"
+LLM4CDSR_LABEL = "LLM4CDSR (tri-thread model)"
 TOP = 10  # ranking rows shown per column
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:])")
 
@@ -154,10 +156,41 @@ def variant_column(run: RunData, line: Line, label: str, record: dict) -> Column
                   ranking_rows(run, record["ranking"], line), rank_text(run, record["ranking"], line), note)
 
 
+def profile_lines(run: RunData, line: Line) -> list[str]:
+    """LLM4CDSR's hierarchical profile of the line's user: the summary of summaries, then
+    each cluster's summary with its titles; [] when the line was not profiled."""
+    profile = run.profile(line)
+    if profile is None:
+        return []
+    out = [f"**Profile:** {profile['text']}"]
+    for n, cluster in enumerate(profile["clusters"], 1):
+        titles = "; ".join(run.item_label(i) for i in cluster["items"][-3:])
+        out.append(f"{n}. {cluster['summary']} ({len(cluster['items'])} items, e.g. {titles})")
+    return out
+
+
+def profile_note(run: RunData, line: Line) -> str:
+    if run.profile(line) is not None:
+        return "user profile by the base LLM: k-means clusters of the history, a summary each, then one of those"
+    n = len(run.profiles.get("test_lines", {}))
+    return f"no user profile for this line (the run profiled {n} evaluated lines: profiles.test_lines)"
+
+
 def method_columns(run: RunData, line: Line, variants: dict[str, dict]) -> list[Column]:
-    """The Generation page's columns: the four URLLM variants (extra methods append one
-    `variant_column` each), then the dual-graph ranking they build on."""
+    """The Generation page's columns: the URLLM variants, then the sibling methods the run
+    holds for this line (RSLLM's stored outputs, LLM4CDSR's ranking), then the dual-graph
+    ranking they build on."""
     columns = [variant_column(run, line, label, variants[v]) for v, label in VARIANT_LABELS.items() if v in variants]
+    rsllm = run.rsllm_record(line)
+    if rsllm is not None:
+        column = variant_column(run, line, RSLLM_LABEL, rsllm)
+        column.note = (f"{rsllm.get('soft_tokens', 0)} soft tokens in the prompt; stored by train.py (the run's "
+                       "settings, not the sliders)")
+        columns.append(column)
+    llm4cdsr = run.llm4cdsr_top(line)
+    if llm4cdsr is not None:
+        columns.append(Column(LLM4CDSR_LABEL, profile_lines(run, line), ranking_rows(run, llm4cdsr, line),
+                              rank_text(run, llm4cdsr, line), profile_note(run, line)))
     dual = run.dual_graph_top(line)
     columns.append(Column("Dual-graph (stage 1)", [], ranking_rows(run, dual, line), rank_text(run, dual, line)))
     return columns

@@ -4,10 +4,14 @@ atomically (urllm/run.py decides whether it must run at all).
 
 Files of a run (besides manifest.json):
   data.json                     dataset figures, items, users' sequences, test lines
-  pop.json, sasrec.json, ...    per-method test metrics (llm4cdsr.json too; item_text_*.safetensors its text embeddings)
+  pop.json, sasrec.json, ...    per-method test metrics (llm4cdsr.json too; item_text_*.safetensors its text
+                                embeddings, llm4cdsr_rankings.safetensors its top-N per test line)
   dual_graph.safetensors/.json  the dual-graph model; stage1_*.safetensors its exports
   retrieval_{A,B}.faiss(.json)  user indexes per target domain
   lora/                         the LoRA adapter (peft save_pretrained) and training.json
+  profiles.json                 LLM4CDSR's hierarchical user profiles (texts, clusters), and
+  profile_embeddings.safetensors  the profiled training users' embeddings (its guidance)
+  rsllm/, rsllm.json            RSLLM's adapter + projectors, and its test metrics and per-line outputs
   generations.json              per evaluated test line: neighbours, prompt sections, variants
                                 (+ "pipeline": the fused list), and the fusion weight chosen on valid
   projections.safetensors       UMAP of items and users
@@ -30,8 +34,9 @@ from urllm.seed import seed_everything
 
 STAGE1_METHODS = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")
 # Bumped when a stage's files change form, so an older run's stage is rebuilt, not misread
-# (2: valid_top rankings, <model>.config.json, the pipeline's fusion in generations.json).
-FILES_VERSION = 2
+# (2: valid_top rankings, <model>.config.json, the pipeline's fusion in generations.json;
+# 3: llm4cdsr_rankings, the rsllm stage; 4: the profiles stage).
+FILES_VERSION = 4
 
 
 def _asdict(x):
@@ -78,6 +83,7 @@ def stage1_method(cfg: RunConfig, ds: Dataset, method: str, graphs):
             summary, files = _fit_summary(run_dir, method, result)
             files += sorted(run_dir.glob("item_text_*.safetensors"))
             scorer = SequenceScorer(model)
+            files += _export_rankings(scorer, ds, run_dir / "llm4cdsr_rankings.safetensors", cfg.top_n)
         else:
             model_cfg = {"dual_graph": cfg.dual_graph, "sasrec": sasrec_config(**dataclasses.asdict(cfg.dual_graph)),
                          "dual_graph_no_graph": ablation_config(**dataclasses.asdict(cfg.dual_graph))}[method]
@@ -95,6 +101,15 @@ def stage1_method(cfg: RunConfig, ds: Dataset, method: str, graphs):
         return {"files": files, "summary": summary}
 
     return build
+
+
+def _export_rankings(scorer, ds: Dataset, path: Path, top_n: int) -> list[Path]:
+    """A method's top-N per test line (the app's column for it on the Generation page)."""
+    from urllm.evaluation import rank_examples
+
+    _, _, top = rank_examples(scorer, ds, ds.splits["test"], top_n=top_n)
+    atomic_save_tensors(path, {"test_top": torch.from_numpy(top)})
+    return [path]
 
 
 def llm_device(cfg: RunConfig) -> torch.device:
@@ -123,9 +138,36 @@ def _train_llm4cdsr(cfg: RunConfig, ds: Dataset, run_dir: Path):
     from urllm.models.item_text import item_text_embeddings
     from urllm.models.llm4cdsr import train_llm4cdsr
 
+    from urllm.llm.profiles import load_guidance
+
     lm = load_llm(cfg) if cfg.llm4cdsr.embedder in ("lm", "both") else None
     texts = item_text_embeddings(ds, cfg.llm4cdsr.embedder, run_dir, lm=lm, lm_name=cfg.llm.base_model)
-    return train_llm4cdsr(ds, cfg.llm4cdsr, dataclasses.replace(cfg.fit, seed=cfg.seed), texts)
+    return train_llm4cdsr(ds, cfg.llm4cdsr, dataclasses.replace(cfg.fit, seed=cfg.seed), texts,
+                          profiles=load_guidance(run_dir))
+
+
+def profiles_stage(cfg: RunConfig, ds: Dataset):
+    """LLM4CDSR's hierarchical user profiles (urllm/llm/profiles.py) of a configurable
+    subset: training users (its guidance) and evaluated test lines (shown in the app)."""
+    from urllm.llm import profiles as prof
+    from urllm.llm.stage2 import sample_lines
+    from urllm.models.item_text import item_text_embeddings
+
+    def build(run_dir: Path) -> dict:
+        pc = cfg.profiles
+        lines = sample_lines(len(ds.splits["test"]), cfg.llm.eval_lines, cfg.seed)
+        train_seqs, line_seqs = prof.run_sequences(ds, pc, lines, cfg.seed)
+        built: tuple[dict, dict] = ({}, {})
+        if train_seqs or line_seqs:
+            vectors = item_text_embeddings(ds, "minilm", run_dir)  # cached: the llm4cdsr stage reads the same file
+            model, tok = load_llm(cfg)
+            both = prof.build_profiles(ds, {f"u{k}": v for k, v in train_seqs.items()}
+                                       | {f"l{k}": v for k, v in line_seqs.items()}, vectors, model, tok, pc, cfg.seed)
+            built = ({k[1:]: v for k, v in both.items() if k[0] == "u"}, {k[1:]: v for k, v in both.items() if k[0] == "l"})
+        files = prof.save_run_profiles(run_dir, *built, pc)
+        return {"files": files, "summary": {"train_users": len(built[0]), "test_lines": len(built[1])}}
+
+    return build
 
 
 def load_llm(cfg: RunConfig):
@@ -290,6 +332,34 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
     return {m: v for m, v in gens["metrics"][main_k].items() if m != "dual_graph"}
 
 
+def rsllm_stage(cfg: RunConfig, ds: Dataset):
+    """RSLLM (urllm/llm/rsllm_run.py): a fresh base LM, its two-stage fine-tune with the
+    dual-graph item table as soft tokens, scored on URLLM's test lines."""
+    from safetensors.torch import load_file
+
+    from urllm.llm import rsllm_run
+    from urllm.llm.stage2 import sample_lines
+
+    def build(run_dir: Path) -> dict:
+        vectors = load_file(run_dir / "stage1_vectors.safetensors")
+        test_top = load_file(run_dir / "stage1_rankings.safetensors")["test_top"]
+        lines = sample_lines(len(ds.splits["test"]), cfg.llm.eval_lines, cfg.seed)
+        llm = cfg.llm
+        rcfg = rsllm_run.RSLLMRunConfig(cfg.rsllm, llm.lora, llm.prompt, llm.generation, llm.train_lines, cfg.seed)
+        model, tok = load_llm(cfg)
+        result = rsllm_run.train_and_evaluate(ds, model, tok, vectors, test_top, lines, rcfg, progress=_bar("rsllm test lines"))
+        files = rsllm_run.save(result, run_dir / "rsllm")
+        rsllm_run.write_results(run_dir / "rsllm.json", lines, result)
+        report = result.report
+        return {"files": [*files, run_dir / "rsllm.json"],
+                "summary": {"lines": len(lines), "unified_loss_last": round(report["unified_stage"]["curve"][-1]["loss"], 3)
+                            if report["unified_stage"]["curve"] else None,
+                            "train_s": round(report["text_stage"]["seconds"] + report["unified_stage"]["seconds"], 1),
+                            "HR@10": round(result.metrics["overall"]["HR@10"], 4)}}
+
+    return build
+
+
 def projection_stage(cfg: RunConfig, ds: Dataset):
     from safetensors.torch import load_file
 
@@ -318,11 +388,21 @@ def run_pipeline(cfg: RunConfig, run: Run) -> dict:
         model_cfg = cfg.llm4cdsr if method == "llm4cdsr" else cfg.dual_graph
         inputs = {"model": _asdict(model_cfg), "fit": _asdict(cfg.fit), "top_n": cfg.top_n, "seed": cfg.seed, "v": FILES_VERSION,
                   "method": method, "up": data_rec["key"]}
-        if method == "llm4cdsr":  # its "lm" embedder reads the base LM
+        if method == "llm4cdsr":  # its "lm" embedder reads the base LM; its guidance, the profiles
             inputs["base_model"] = cfg.llm.base_model
+            inputs["up_profiles"] = run.stage(
+                "profiles", {"profiles": _asdict(cfg.profiles), "base_model": cfg.llm.base_model, "seed": cfg.seed,
+                             "eval_lines": cfg.llm.eval_lines, "v": FILES_VERSION, "up": data_rec["key"]},
+                profiles_stage(cfg, ds))["key"]
         keys[method] = run.stage(method, inputs, stage1_method(cfg, ds, method, graphs))["key"]
         metrics[method] = json.loads((run.dir / f"{method}.json").read_text())
     metrics |= llm_stages(cfg, ds, run, keys["dual_graph"])
+    llm = cfg.llm
+    run.stage("rsllm", {"rsllm": _asdict(cfg.rsllm), "seed": cfg.seed, "v": FILES_VERSION, "up": keys["dual_graph"],
+                        "llm": {k: _asdict(getattr(llm, k)) for k in ("base_model", "train_lines", "eval_lines", "prompt",
+                                                                       "lora", "generation")}},
+              rsllm_stage(cfg, ds))
+    metrics["rsllm"] = json.loads((run.dir / "rsllm.json").read_text())["metrics"]
     run.stage("projections", {"n": cfg.umap_neighbors, "max": cfg.umap_max_points, "seed": cfg.seed, "up": keys["dual_graph"]},
               projection_stage(cfg, ds))
     run.finish(metrics)

@@ -253,6 +253,36 @@ class RunData:
             return per_k.get(str(k))
         return per_k.get(str(gens.get("k"))) or next(iter(per_k.values()))
 
+    # ---- the sibling methods -----------------------------------------------------------
+    @cached_property
+    def rsllm(self) -> dict:
+        """rsllm.json (RSLLM's metrics and per-line outputs on URLLM's test lines), {} if none."""
+        path = self.dir / "rsllm.json"
+        return read_json(path) if path.is_file() else {}
+
+    def rsllm_record(self, line: Line) -> dict | None:
+        return self.rsllm.get("records", {}).get(str(line.index))
+
+    @cached_property
+    def profiles(self) -> dict:
+        """profiles.json (LLM4CDSR's hierarchical user profiles), {} if none."""
+        path = self.dir / "profiles.json"
+        return read_json(path) if path.is_file() else {}
+
+    def profile(self, line: Line) -> dict | None:
+        """The hierarchical profile of a test line's user ({items, clusters, text}), if profiled."""
+        return self.profiles.get("test_lines", {}).get(str(line.index))
+
+    @cached_property
+    def _llm4cdsr_top(self) -> np.ndarray | None:
+        path = self.dir / "llm4cdsr_rankings.safetensors"
+        return read_tensors(path)["test_top"] if path.is_file() else None
+
+    def llm4cdsr_top(self, line: Line, n: int | None = None) -> list[int] | None:
+        """LLM4CDSR's top-N for a test line; None when the run has no LLM4CDSR rankings."""
+        top = self._llm4cdsr_top
+        return None if top is None else [int(i) for i in top[line.index][:n] if i >= 0]
+
     # ---- projections -------------------------------------------------------------------
     @cached_property
     def projections(self) -> dict[str, np.ndarray]:
@@ -276,6 +306,9 @@ class RunData:
             for variant, g in (rec or {}).get("variants", {}).items():
                 row[f"{variant}_rank"] = self.target_rank(g["ranking"], ln)
                 row[f"{variant}_ood"] = sum(o["valid"] and not o["in_domain"] for o in g["outputs"])
+            rsllm = self.rsllm_record(ln)
+            if rsllm is not None:
+                row["rsllm_rank"] = self.target_rank(rsllm["ranking"], ln)
             # out-of-domain case: a free-text answer named, or was grounded to, an item of the other domain
             row["ood_case"] = bool(row.get("free_ood") or row.get("refined_ood"))
             rows.append(row)

@@ -1,4 +1,4 @@
-"""LLM4CDSR (arXiv 2504.18383, DESIGN.md section 3) without its hierarchical user profiling.
+"""LLM4CDSR (arXiv 2504.18383, DESIGN.md section 3): the recommender side.
 
 Items are represented by frozen text embeddings (urllm/models/item_text.py: MiniLM, the
 base LM, or both) reduced by PCA twice: one global table over all items, and one table
@@ -18,7 +18,12 @@ items of X by dot product with their adapted global embeddings.
 
 Losses: next-item cross-entropy over the label's domain with sampled negatives that are
 the same for every position of a batch, plus the contrastive regularisation of the
-adapter between the two domains (`LLM4CDSRModel.contrastive_loss`).
+adapter between the two domains (`LLM4CDSRModel.contrastive_loss`), and, for users with
+a hierarchical LLM profile (urllm/llm/profiles.py), the profile guidance
+(`LLM4CDSRModel.profile_loss`): the mixed thread's state after a user's training
+sequence is pulled towards the user's adapted profile embedding. Guidance shapes
+training only; scoring reads sequences alone, so users without a profile (and new
+users) are scored the same way.
 
 Train with `train_llm4cdsr(dataset, cfg, fit_cfg, text_embeddings)`: urllm.models.trainer.fit
 drives the model unchanged (selection on VALID only), and
@@ -60,6 +65,7 @@ class LLM4CDSRConfig:
     temperature: float = 0.2  # InfoNCE temperature of that term
     negatives: int = 1024  # sampled negatives per domain, shared by a batch's positions; 0: full softmax
     embedder: str = "minilm"  # text embedder of the items: "minilm", "lm" (the run's base LM) or "both"
+    profile_weight: float = 0.1  # weight of the profile guidance (used only when profiles are given)
 
     def validate(self) -> None:
         checks = [
@@ -75,6 +81,7 @@ class LLM4CDSRConfig:
             ("temperature", self.temperature > 0, "> 0"),
             ("negatives", self.negatives >= 0, ">= 0 (0: full softmax over the domain)"),
             ("embedder", self.embedder in EMBEDDERS, f"one of {EMBEDDERS}"),
+            ("profile_weight", self.profile_weight >= 0, ">= 0 (0 turns the guidance off)"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -129,10 +136,14 @@ class LLM4CDSRModel(nn.Module):
     `domain_text` = ([n_A, l], [n_B, l]) (rows in `domain_items(d)` order). The tables are
     frozen, persistent buffers: a saved state dict scores without the text embedder.
     `from_text_embeddings` does the reduction from raw embeddings.
+
+    `profiles` = (users [P], embeddings [P, p]): the profile embeddings of P users (indexes
+    into Dataset.users, `n_users` in all) for the guidance term; None: no guidance.
     """
 
     def __init__(self, cfg: LLM4CDSRConfig, item_domain: torch.Tensor, global_text: torch.Tensor,
-                 domain_text: tuple[torch.Tensor, torch.Tensor]):
+                 domain_text: tuple[torch.Tensor, torch.Tensor],
+                 profiles: tuple[torch.Tensor, torch.Tensor] | None = None, n_users: int = 0):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
@@ -167,10 +178,28 @@ class LLM4CDSRModel(nn.Module):
         # (norm ~ sqrt(dim)), and raw dot products of that size start the cross-entropy far
         # above log(#candidates) (18.5 instead of 3.7 at dim 64 on synthetic data).
         self.logit_scale = cfg.dim ** -0.5
+        self.profile_adapter = None
+        if profiles is not None and len(profiles[0]) and cfg.profile_weight > 0:
+            users, embeddings = profiles
+            if len(users) != len(embeddings) or int(users.max()) >= n_users:
+                raise ValueError(f"profiles: {len(users)} users (max {int(users.max())}) for {len(embeddings)} "
+                                 f"embeddings and n_users={n_users}")
+            table = torch.zeros(n_users, embeddings.shape[1])
+            table[users.long()] = embeddings.float()
+            self.register_buffer("profile_table", table, persistent=False)
+            self.register_buffer("profiled", torch.zeros(n_users, dtype=torch.bool).index_fill(0, users.long(), True),
+                                 persistent=False)
+            self.profile_adapter = Adapter(embeddings.shape[1], cfg.adapter_hidden, cfg.dim)
+
+    @property
+    def uses_user_ids(self) -> bool:
+        """True when the trainer must pass each row's user (the profile guidance is on)."""
+        return self.profile_adapter is not None
 
     @classmethod
     def from_text_embeddings(cls, cfg: LLM4CDSRConfig, item_domain: np.ndarray, text_embeddings: np.ndarray,
-                             seed: int = 0) -> LLM4CDSRModel:
+                             seed: int = 0, profiles: tuple[torch.Tensor, torch.Tensor] | None = None,
+                             n_users: int = 0) -> LLM4CDSRModel:
         """Global PCA to `global_dim` over all items, per-domain PCA to `domain_dim` over each
         domain's items (unsupervised, on item texts only), each table scaled to unit RMS."""
         if text_embeddings.ndim != 2 or len(text_embeddings) != len(item_domain):
@@ -179,7 +208,8 @@ class LLM4CDSRModel(nn.Module):
         domain_text = tuple(
             torch.from_numpy(unit_rms(pca_reduce(text_embeddings[item_domain == d], cfg.domain_dim, seed)))
             for d in (0, 1))
-        return cls(cfg, torch.from_numpy(np.asarray(item_domain)), torch.from_numpy(global_text), domain_text)
+        return cls(cfg, torch.from_numpy(np.asarray(item_domain)), torch.from_numpy(global_text), domain_text,
+                   profiles, n_users)
 
     def domain_items(self, d: int) -> torch.Tensor:
         return self.domain_items_a if d == 0 else self.domain_items_b
@@ -216,20 +246,14 @@ class LLM4CDSRModel(nn.Module):
         return mixed, per_domain
 
     def user_vectors(self, seq: torch.Tensor, lengths: torch.Tensor, tables: TextItemTables | None = None,
-                     with_mixed: bool = False, user_guidance: torch.Tensor | None = None):
+                     with_mixed: bool = False):
         """[B, 2, d]: the user's vector for target domain A and B after their last item,
-        H_mixed + H_X (and, with_mixed, also [B, d]: the mixed thread alone).
-
-        user_guidance [B, d]: added to both vectors when given; the hook for the
-        hierarchical user profiles of LLM4CDSR (a later step, not trained here).
-        """
+        H_mixed + H_X (and, with_mixed, also [B, d]: the mixed thread alone)."""
         tables = tables or self.item_tables()
         mixed, per_domain = self.encode(seq, tables)
         at_last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, mixed.size(-1))
         last_mixed = mixed.gather(1, at_last).squeeze(1)
         out = torch.stack([last_mixed + per_domain[d].gather(1, at_last).squeeze(1) for d in (0, 1)], dim=1)
-        if user_guidance is not None:
-            out = out + user_guidance.unsqueeze(1)
         return (out, last_mixed) if with_mixed else out
 
     def rank_scores(self, seq: torch.Tensor, lengths: torch.Tensor, d: int, tables: TextItemTables) -> torch.Tensor:
@@ -251,13 +275,16 @@ class LLM4CDSRModel(nn.Module):
         return out[0], out[1]
 
     def losses(self, inputs: torch.Tensor, labels: torch.Tensor, extra: torch.Tensor,
-               negatives: tuple[torch.Tensor | None, torch.Tensor | None] | None = None) -> dict[str, torch.Tensor]:
-        """{"ce", "contrastive" (when its weight is > 0), "total"} of one batch (rows of
+               negatives: tuple[torch.Tensor | None, torch.Tensor | None] | None = None,
+               users: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"ce", "contrastive" (when its weight is > 0), "profile" (with profiles and
+        `users`, the rows' users), "total"} of one batch (rows of
         urllm.models.sequences.training_sequences).
 
         ce: mean over labelled positions of the next-item cross-entropy among the label's
         domain (the label against the batch's shared negatives of that domain, from
-        `sample_negatives()` unless given). total = ce + contrastive_weight * contrastive.
+        `sample_negatives()` unless given). total = ce + contrastive_weight * contrastive
+        + profile_weight * profile.
         """
         tables = self.item_tables()
         mixed, per_domain = self.encode(inputs, tables)
@@ -278,6 +305,10 @@ class LLM4CDSRModel(nn.Module):
                 items = items[torch.randperm(len(items), device=items.device)[:CONTRASTIVE_MAX_ITEMS]]
             out["contrastive"] = self.contrastive_loss(items, tables)
             total = total + self.cfg.contrastive_weight * out["contrastive"]
+        if self.profile_adapter is not None and users is not None:
+            last = ((inputs != self.n_items).sum(1) - 1).clamp(min=0)
+            out["profile"] = self.profile_loss(mixed[torch.arange(len(inputs), device=inputs.device), last], users)
+            total = total + self.cfg.profile_weight * out["profile"]
         out["total"] = total
         return out
 
@@ -320,12 +351,36 @@ class LLM4CDSRModel(nn.Module):
         return F.cross_entropy(logits, torch.arange(len(items), device=items.device))
 
 
+    def profile_loss(self, states: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """Guidance by the hierarchical user profiles (0 with fewer than 2 profiled users).
+
+        For the batch rows whose user has a profile, h_u = the mixed thread's state after
+        the row's last item and g_u = normalize(adapter(profile embedding of u)):
+
+            L = mean_u -log( exp(cos(h_u, g_u) / T) / sum_v exp(cos(h_u, g_v) / T) )
+
+        over the profiled users u, v of the batch (T: cfg.temperature). Why: the profile
+        summarises in words what the user's whole sequence is about, and the mixed thread
+        is the model's global view of that sequence.
+        """
+        rows = self.profiled[users]
+        if int(rows.sum()) < 2:
+            return states.sum() * 0
+        h = F.normalize(states[rows], dim=-1)
+        g = F.normalize(self.profile_adapter(self.profile_table[users[rows]]), dim=-1)
+        logits = h @ g.T / self.cfg.temperature
+        return F.cross_entropy(logits, torch.arange(len(h), device=h.device))
+
+
 def train_llm4cdsr(dataset: Dataset, cfg: LLM4CDSRConfig, fit_cfg: FitConfig, text_embeddings: np.ndarray,
-                   name: str = "llm4cdsr") -> tuple[LLM4CDSRModel, FitResult]:
+                   name: str = "llm4cdsr", profiles: tuple[torch.Tensor, torch.Tensor] | None = None
+                   ) -> tuple[LLM4CDSRModel, FitResult]:
     """Build the model from raw item text embeddings [n_items, width] (item-id order) and
     train it with urllm.models.trainer.fit: next-item losses on the train split, model
-    selection and early stopping on VALID only; the best epoch's weights are returned."""
+    selection and early stopping on VALID only; the best epoch's weights are returned.
+    `profiles` = (users, embeddings) of profiled training users turns the guidance on."""
     cfg.validate()
     seed_everything(fit_cfg.seed)
-    model = LLM4CDSRModel.from_text_embeddings(cfg, dataset.item_domain, text_embeddings, fit_cfg.seed)
+    model = LLM4CDSRModel.from_text_embeddings(cfg, dataset.item_domain, text_embeddings, fit_cfg.seed,
+                                               profiles, len(dataset.users))
     return model, fit(model, dataset, fit_cfg, name)

@@ -32,21 +32,22 @@ class TrainingSequences:
     inputs: torch.Tensor  # [U, L]
     labels: torch.Tensor  # [U, L]
     extra: torch.Tensor  # [U, L]
+    users: torch.Tensor  # [U] each row's index into Dataset.users
 
 
-def merged_user_sequences(examples: list[Example]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
-    """Per user: the longest example's history + target, and (position, target) of every
+def merged_user_sequences(examples: list[Example]) -> list[tuple[int, np.ndarray, list[tuple[int, int]]]]:
+    """Per user: the user, the longest example's history + target, and (position, target) of every
     shorter example of that user (its history is a prefix of the longest one in every
     source: URLLM lines share the history, leave-one-out lines are prefixes)."""
     by_user: dict[int, list[Example]] = {}
     for ex in examples:
         by_user.setdefault(ex.user, []).append(ex)
     out = []
-    for user_examples in by_user.values():
+    for user, user_examples in by_user.items():
         user_examples.sort(key=lambda e: len(e.history), reverse=True)
         longest = user_examples[0]
         extras = [(len(ex.history) - 1, int(ex.target)) for ex in user_examples[1:]]
-        out.append((np.append(longest.history, longest.target), extras))
+        out.append((user, np.append(longest.history, longest.target), extras))
     return out
 
 
@@ -54,7 +55,7 @@ def graph_sequences(examples: list[Example]) -> list[np.ndarray]:
     """The sequences the item graphs are built from: each training user once (the same
     transitions the training rows hold), plus a 2-item sequence per extra target."""
     seqs = []
-    for seq, extras in merged_user_sequences(examples):
+    for _, seq, extras in merged_user_sequences(examples):
         seqs.append(seq)
         seqs += [np.array([seq[p], t]) for p, t in extras if p >= 0 and seq[p + 1] != t]
     return seqs
@@ -68,8 +69,8 @@ def training_sequences(dataset: Dataset, examples: list[Example], max_len: int) 
     target becomes an extra label at the position where its history ends.
     """
     pad = dataset.n_items
-    rows_in, rows_lab, rows_ext = [], [], []
-    for seq, extras in merged_user_sequences(examples):
+    rows_in, rows_lab, rows_ext, users = [], [], [], []
+    for user, seq, extras in merged_user_sequences(examples):
         if len(seq) < 2:
             continue
         inputs, labels = seq[:-1], seq[1:].copy()
@@ -81,6 +82,7 @@ def training_sequences(dataset: Dataset, examples: list[Example], max_len: int) 
         rows_in.append(inputs[start:])
         rows_lab.append(labels[start:])
         rows_ext.append(extra[start:])
+        users.append(user)
     width = max(len(r) for r in rows_in)
 
     def stack(rows, fill):
@@ -89,4 +91,5 @@ def training_sequences(dataset: Dataset, examples: list[Example], max_len: int) 
             out[i, : len(r)] = r
         return torch.from_numpy(out)
 
-    return TrainingSequences(stack(rows_in, pad), stack(rows_lab, -1), stack(rows_ext, -1))
+    return TrainingSequences(stack(rows_in, pad), stack(rows_lab, -1), stack(rows_ext, -1),
+                             torch.tensor(users, dtype=torch.long))

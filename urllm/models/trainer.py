@@ -94,7 +94,9 @@ def fit(model: DualGraphModel, dataset: Dataset, cfg: FitConfig, name: str = "mo
         for idx in bar:
             inputs, labels, extra = data.inputs[idx], data.labels[idx], data.extra[idx]
             width = int((inputs != model.n_items).sum(1).max())  # trim the batch's padding
-            losses = model.losses(inputs[:, :width], labels[:, :width], extra[:, :width])
+            # models guided by per-user data (LLM4CDSR's profiles) also get each row's user
+            by_user = {"users": data.users[idx]} if getattr(model, "uses_user_ids", False) else {}
+            losses = model.losses(inputs[:, :width], labels[:, :width], extra[:, :width], **by_user)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()
