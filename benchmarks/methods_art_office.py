@@ -14,6 +14,11 @@ Protocol of the 500-line table: each list is scored by the target's position in 
 top 20 (MRR is MRR@20 for every row, as in the stage-2 table; HR and NDCG@10 are the
 same as with full ranking). The stage-1 methods are also printed on every test line
 with full ranking. Same seed, same numbers.
+
+`--profile-users N` adds the row "llm4cdsr+profiles": N training users profiled by
+SmolLM2 (urllm/llm/profiles.py, in --out/profiled) guide LLM4CDSR's training. Rows of
+earlier invocations with the same --out and lines are kept in methods.json, so
+methods can be run one at a time.
 """
 from __future__ import annotations
 
@@ -82,19 +87,40 @@ def train_stage1(method: str, ds, graphs, cfg, out: Path):
     return SequenceScorer(model), result.seconds
 
 
+def profile_users(ds, cfg, out: Path, n: int) -> Path:
+    """Profiles of n seeded training users in out/profiled (the folder LLM4CDSR then
+    trains in, so it reads them as guidance); the MiniLM item vectors are reused."""
+    import shutil
+
+    from urllm.llm.profiles import ProfileConfig, build_profiles, run_sequences, save_run_profiles
+    from urllm.models.item_text import item_text_embeddings
+
+    folder = out / "profiled"
+    folder.mkdir(exist_ok=True)
+    for cache in out.glob("item_text_*.safetensors"):
+        shutil.copy(cache, folder / cache.name)
+    pc = ProfileConfig(train_users=n)
+    train, _ = run_sequences(ds, pc, [], cfg.seed)
+    model, tok = load_base_model("smollm2")
+    built = build_profiles(ds, train, item_text_embeddings(ds, "minilm", folder), model, tok, pc, cfg.seed)
+    save_run_profiles(folder, built, {}, pc)
+    return folder
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/amazon-art-office"))
     parser.add_argument("--out", required=True, help="folder for the dual-graph exports, RSLLM's files and methods.json")
     parser.add_argument("--lines", type=int, default=500, help="seeded test lines of the comparison table")
     parser.add_argument("--epochs", type=int, default=FitConfig.epochs)
-    parser.add_argument("--methods", nargs="+", default=[*STAGE1, "rsllm"], choices=[*STAGE1, "rsllm"])
+    parser.add_argument("--methods", nargs="*", default=[*STAGE1, "rsllm"], choices=[*STAGE1, "rsllm"])
     parser.add_argument("--embedder", default="minilm", choices=["minilm", "lm", "both"], help="LLM4CDSR item texts")
     parser.add_argument("--train-lines", type=int, default=400, help="RSLLM training lines (as stage 2's LoRA)")
     parser.add_argument("--text-steps", type=int, default=40, help="RSLLM stage 1 (text-only prompts)")
     parser.add_argument("--unified-steps", type=int, default=80, help="RSLLM stage 2 (soft-token prompts)")
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=384, help="prompt token budget")
+    parser.add_argument("--profile-users", type=int, default=0, help="also train LLM4CDSR guided by N users' profiles")
     parser.add_argument("--stage2", default="", help="stage2_metrics.json of benchmarks/stage2_art_office.py to merge")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -110,12 +136,24 @@ def main() -> int:
     test = ds.splits["test"]
     subset = [test[i] for i in lines]
     table, full, train_s = {}, {}, {}
+    previous = out / "methods.json"
+    if previous.is_file() and json.loads(previous.read_text())["lines"] == lines:
+        kept = json.loads(previous.read_text())
+        table, full, train_s = kept["metrics"], kept["full_test"], kept["train_s"]
     for method in [m for m in args.methods if m in STAGE1]:
         scorer, train_s[method] = train_stage1(method, ds, graphs, cfg, out)
         ranks, domains, _ = rank_examples(scorer, ds, test)
         full[method] = summarize(ranks, domains, ds.domains)
         table[method] = summarize(capped(ranks[lines]), domains[lines], ds.domains)
         assert [ex.domain for ex in subset] == domains[lines].tolist()
+    if args.profile_users:
+        name, t0 = "llm4cdsr+profiles", time.perf_counter()
+        profiled = profile_users(ds, cfg, out, args.profile_users)
+        print(f"profiles: {args.profile_users} users in {time.perf_counter() - t0:.0f} s", flush=True)
+        scorer, train_s[name] = train_stage1("llm4cdsr", ds, graphs, cfg, profiled)
+        ranks, domains, _ = rank_examples(scorer, ds, test)
+        full[name] = summarize(ranks, domains, ds.domains)
+        table[name] = summarize(capped(ranks[lines]), domains[lines], ds.domains)
     if "rsllm" in args.methods:
         if not (out / "stage1_vectors.safetensors").is_file():
             raise SystemExit(f"{out}: no dual-graph exports; run with dual_graph among --methods first")
