@@ -246,6 +246,15 @@ def test_case_study_of_an_evaluated_line(tiny_artifacts):
     assert [o["text"] for o in free["outputs"]] == [o["text"] for o in record["variants"]["free"]["outputs"]]
     assert free["target_rank"] == run.target_rank(record["variants"]["free"]["ranking"], line)
     assert study["metrics"] == run.metrics and study["notes"] == []
+    # the sibling methods as the run stores them, LLM4CDSR with this user's profile
+    rsllm = run.rsllm_record(line)
+    assert [o["text"] for o in study["siblings"]["rsllm"]["outputs"]] == [o["text"] for o in rsllm["outputs"]]
+    assert study["siblings"]["rsllm"]["target_rank"] == run.target_rank(rsllm["ranking"], line)
+    assert [it["id"] for it in study["siblings"]["llm4cdsr"]["top"]] == run.llm4cdsr_top(line, 10)
+    assert study["siblings"]["llm4cdsr"]["profile"]["text"] == run.profile(line)["text"]
+    page = case_study_html(study)
+    assert "<h2>Sibling methods</h2>" in page and "RSLLM" in page
+    assert html.escape(run.profile(line)["text"]) in page
 
     without = case_study(run, line, k=0)
     assert without["neighbours"] == [] and without["prompt"]["sections"] == gens["records"][str(line.index)]["0"]["prompt"]

@@ -1,6 +1,6 @@
 """One test line as a case study: what the run knows about it (history, held-out target,
-dual-graph ranking, neighbour users, the precomputed prompt and LLM outputs, the run's
-metrics) as a JSON-ready dict, and as one self-contained HTML page to keep or send (inline
+dual-graph ranking, neighbour users, the precomputed prompt and LLM outputs, the sibling
+methods' answers and LLM4CDSR's user profile, the run's metrics) as a JSON-ready dict, and as one self-contained HTML page to keep or send (inline
 CSS; a figure comes with the plotly library inlined, so the page opens offline). Also the
 metrics-table rows that the Overview and Evaluation pages share. No streamlit here.
 
@@ -63,7 +63,7 @@ def case_study(run: RunData, line: Line, k: int | None = None) -> dict:
         "cold_start": run.cold_start(line), "target": _item(run, line.target),
         "history": [_item(run, i) for i in line.history], "k": k,
         "dual_graph": None, "neighbours": None, "prompt": None, "outputs": None,
-        "metrics": run.metrics, "notes": notes,
+        "siblings": siblings(run, line), "metrics": run.metrics, "notes": notes,
     }
     if run.has("dual_graph"):
         ranking = run.dual_graph_top(line)
@@ -98,6 +98,28 @@ def case_study(run: RunData, line: Line, k: int | None = None) -> dict:
         for variant in ordered_variants(record["variants"])
     }
     return study
+
+
+def siblings(run: RunData, line: Line) -> dict:
+    """RSLLM's stored answers and LLM4CDSR's ranking and user profile for the line (None
+    for what the run does not hold)."""
+    out: dict = {"rsllm": None, "llm4cdsr": None}
+    rsllm = run.rsllm_record(line)
+    if rsllm is not None:
+        out["rsllm"] = {"outputs": [{"text": o["text"], "item": None if o["item"] is None else _item(run, o["item"]),
+                                     "valid": o["valid"], "in_domain": o["in_domain"], "duplicate": o["duplicate"]}
+                                    for o in rsllm["outputs"]],
+                        "ranking": [_item(run, i) for i in rsllm["ranking"][:TOP_N]],
+                        "target_rank": run.target_rank(rsllm["ranking"], line), "fell_back": False}
+    top = run.llm4cdsr_top(line)
+    if top is not None:
+        profile = run.profile(line)
+        out["llm4cdsr"] = {"top": [_item(run, i) for i in top[:TOP_N]], "target_rank": run.target_rank(top, line),
+                           "profile": None if profile is None else {
+                               "text": profile["text"],
+                               "clusters": [{"summary": c["summary"], "items": [_item(run, i) for i in c["items"]]}
+                                            for c in profile["clusters"]]}}
+    return out
 
 
 # ---- HTML ------------------------------------------------------------------------------
@@ -150,6 +172,37 @@ def _rank(rank) -> str:
     return "not in the ranking" if rank is None else f"rank {rank}"
 
 
+def _outputs_html(s: dict, name: str, v: dict) -> str:
+    rows = [[str(n), f"<pre>{_e(o['text'])}</pre>", "" if o["item"] is None else _e(o["item"]["title"]),
+             *("yes" if o[flag] else "no" for flag in ("valid", "in_domain", "duplicate"))]
+            for n, o in enumerate(v["outputs"], 1)]
+    fell = " · fell back to the dual-graph ranking" if v["fell_back"] else ""
+    return (f"<h3>{_e(name)}</h3><p>Target: {_rank(v['target_rank'])}{fell}.</p>"
+            + _table(["beam", "text", "item", "valid", "in domain", "duplicate"], rows)
+            + f"<details><summary>top {TOP_N} of the final ranking</summary>"
+            + _items_table(s, v["ranking"], "rank") + "</details>")
+
+
+def _siblings_html(s: dict) -> list[str]:
+    sib = s.get("siblings") or {}
+    parts = []
+    if sib.get("rsllm") or sib.get("llm4cdsr"):
+        parts.append("<h2>Sibling methods</h2>")
+    if sib.get("rsllm"):
+        parts.append(_outputs_html(s, "RSLLM (soft-token prompt, title trie)", sib["rsllm"]))
+    if sib.get("llm4cdsr"):
+        g = sib["llm4cdsr"]
+        parts.append(f"<h3>LLM4CDSR</h3><p>Target: {_rank(g['target_rank'])}.</p>")
+        if g["profile"]:
+            clusters = "".join(f"<li>{_e(c['summary'])} <span class=\"note\">("
+                               + "; ".join(_e(it["title"]) for it in c["items"][-3:]) + ")</span></li>"
+                               for c in g["profile"]["clusters"])
+            parts.append(f"<p><b>User profile</b> (base LLM, summary of cluster summaries): {_e(g['profile']['text'])}</p>"
+                         f"<ol>{clusters}</ol>")
+        parts.append(f"<details><summary>top {TOP_N}</summary>" + _items_table(s, g["top"], "rank") + "</details>")
+    return parts
+
+
 def case_study_html(study: dict, figure=None) -> str:
     """The study as one HTML page with no outside resource: every text escaped."""
     s, t = study, study["target"]
@@ -185,15 +238,9 @@ def case_study_html(study: dict, figure=None) -> str:
     if s["outputs"]:
         parts.append("<h2>LLM outputs</h2>")
         for variant, v in s["outputs"].items():
-            rows = [[str(n), f"<pre>{_e(o['text'])}</pre>", "" if o["item"] is None else _e(o["item"]["title"]),
-                     *("yes" if o[flag] else "no" for flag in ("valid", "in_domain", "duplicate"))]
-                    for n, o in enumerate(v["outputs"], 1)]
-            fell = " · fell back to the dual-graph ranking" if v["fell_back"] else ""
-            parts.append(f"<h3>{_e(variant)}</h3><p>Target: {_rank(v['target_rank'])}{fell}.</p>"
-                         + _table(["beam", "text", "item", "valid", "in domain", "duplicate"], rows)
-                         + f"<details><summary>top {TOP_N} of the final ranking</summary>"
-                         + _items_table(s, v["ranking"], "rank") + "</details>")
+            parts.append(_outputs_html(s, variant, v))
 
+    parts += _siblings_html(s)
     if s["metrics"]:
         rows = metric_rows(s["metrics"])
         parts.append("<h2>Run metrics (all test lines; LLM variants on the generation sample)</h2>"
