@@ -157,13 +157,11 @@ def profiles_stage(cfg: RunConfig, ds: Dataset):
         pc = cfg.profiles
         lines = sample_lines(len(ds.splits["test"]), cfg.llm.eval_lines, cfg.seed)
         train_seqs, line_seqs = prof.run_sequences(ds, pc, lines, cfg.seed)
-        built: tuple[dict, dict] = ({}, {})
+        built: list[dict] = [{}, {}]
         if train_seqs or line_seqs:
             vectors = item_text_embeddings(ds, "minilm", run_dir)  # cached: the llm4cdsr stage reads the same file
             model, tok = load_llm(cfg)
-            both = prof.build_profiles(ds, {f"u{k}": v for k, v in train_seqs.items()}
-                                       | {f"l{k}": v for k, v in line_seqs.items()}, vectors, model, tok, pc, cfg.seed)
-            built = ({k[1:]: v for k, v in both.items() if k[0] == "u"}, {k[1:]: v for k, v in both.items() if k[0] == "l"})
+            built = [prof.build_profiles(ds, seqs, vectors, model, tok, pc, cfg.seed) for seqs in (train_seqs, line_seqs)]
         files = prof.save_run_profiles(run_dir, *built, pc)
         return {"files": files, "summary": {"train_users": len(built[0]), "test_lines": len(built[1])}}
 

@@ -130,11 +130,11 @@ def build_profiles(dataset: Dataset, sequences: dict[str, np.ndarray], item_vect
     for key, seq in sequences.items():
         items = [int(i) for i in np.asarray(seq)[-cfg.max_items:]]
         profiles[key] = UserProfile(items, [{"items": c} for c in cluster_items(items, item_vectors, cfg.clusters, seed)])
-    jobs = [(p, c) for p in profiles.values() for c in p.clusters]
-    requests = [cluster_request(dataset, c["items"][-cfg.titles_per_cluster:]) for _, c in jobs]
+    clusters = [c for p in profiles.values() for c in p.clusters]
+    requests = [cluster_request(dataset, c["items"][-cfg.titles_per_cluster:]) for c in clusters]
     answers = generate_texts(model, tokenizer, requests, cfg.max_new_tokens, cfg.batch_size,
                              "profile clusters" if progress else "")
-    for (_, cluster), answer in zip(jobs, answers):
+    for cluster, answer in zip(clusters, answers):
         titles = ", ".join(dataset.item_titles[i] for i in cluster["items"][-cfg.titles_per_cluster:])
         cluster["summary"] = answer or f"Interested in {titles}."  # documented fallback for an empty answer
     multi = [p for p in profiles.values() if len(p.clusters) > 1]
