@@ -15,7 +15,7 @@ from urllm.ui import guard, sidebar
 STAGES = ("data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
           "generation", "rsllm", "projections")
 CURVE_METHODS = ("sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")  # pop is counted, not trained
-LOSSES = ("ce", "infomax", "align", "total")
+LOSSES = ("ce", "infomax", "align", "contrastive", "profile", "total")  # whichever a model logs
 
 st.set_page_config(page_title="Overview · URLLM Studio", layout="wide")
 sel = sidebar()

@@ -95,6 +95,9 @@ def test_overview_draws_the_training_curves_from_the_run(tiny_artifacts, monkeyp
     valid = traces(figure(at, "dual_graph: validation"))
     assert valid["valid_MRR"]["y"] == pytest.approx([e["valid_MRR"] for e in curve])
     assert set(traces(figure(at, "sasrec: training loss"))) == {"ce", "total"}
+    llm4cdsr = traces(figure(at, "llm4cdsr: training loss"))  # its adapter term and the profile guidance too
+    assert set(llm4cdsr) == {"ce", "contrastive", "profile", "total"}
+    assert llm4cdsr["profile"]["y"] == pytest.approx([e["profile"] for e in run.curve("llm4cdsr")])
     lora = traces(figure(at, "LoRA"))["loss"]
     assert lora["y"] == pytest.approx([s["loss"] for s in run.lora_report()["curve"]])
 
