@@ -1,4 +1,5 @@
-"""Build a URLLM Studio run: data -> stage-1 models -> retrieval -> LoRA -> generation ->
+"""Build a URLLM Studio run: data -> stage-1 models (pop, SASRec, dual-graph, its ablation,
+LLM4CDSR with its LLM user profiles) -> retrieval -> LoRA -> URLLM generation -> RSLLM ->
 evaluation -> projections, all under one folder the app reads.
 
     python train.py --profile tiny --out artifacts/tiny            # synthetic data, tiny random LM (tests)
