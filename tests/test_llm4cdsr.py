@@ -284,7 +284,7 @@ def test_profile_guidance_term_trains_and_needs_two_profiled_users(dataset, text
     first = None
     for _ in range(30):
         loss = model.losses(*args, users=data.users[rows])["profile"]
-        first = first if first is not None else float(loss)
+        first = first if first is not None else float(loss.detach())
         opt.zero_grad()
         loss.backward()
         opt.step()
