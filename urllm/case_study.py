@@ -1,8 +1,9 @@
 """One test line as a case study: what the run knows about it (history, held-out target,
 dual-graph ranking, neighbour users, the precomputed prompt and LLM outputs, the sibling
-methods' answers and LLM4CDSR's user profile, the run's metrics) as a JSON-ready dict, and as one self-contained HTML page to keep or send (inline
-CSS; a figure comes with the plotly library inlined, so the page opens offline). Also the
-metrics-table rows that the Overview and Evaluation pages share. No streamlit here.
+methods' answers and LLM4CDSR's user profile, the run's metrics) as a JSON-ready dict,
+and as one self-contained HTML page to keep or send (inline CSS; a figure comes with the
+plotly library inlined, so the page opens offline). Also the metrics-table rows that the
+Overview and Evaluation pages share. No streamlit here.
 
     study = case_study(run, line)                 # json.dumps(study) works
     page = case_study_html(study, sequence_graph(run, line))
@@ -86,18 +87,19 @@ def case_study(run: RunData, line: Line, k: int | None = None) -> dict:
                      "ran on a sample of the test lines (the Generation page can run it live).")
         return study
     study["prompt"] = {"sections": record["prompt"], "tokens": record["tokens"], "total_tokens": sum(record["tokens"].values())}
-    study["outputs"] = {
-        variant: {
-            "outputs": [{"text": o["text"], "item": None if o["item"] is None else _item(run, o["item"]),
-                         "valid": o["valid"], "in_domain": o["in_domain"], "duplicate": o["duplicate"]}
-                        for o in record["variants"][variant]["outputs"]],
-            "ranking": [_item(run, i) for i in record["variants"][variant]["ranking"][:TOP_N]],
-            "target_rank": run.target_rank(record["variants"][variant]["ranking"], line),
-            "fell_back": record["variants"][variant].get("fell_back", False),
-        }
-        for variant in ordered_variants(record["variants"])
-    }
+    study["outputs"] = {variant: _answers(run, line, record["variants"][variant])
+                        for variant in ordered_variants(record["variants"])}
     return study
+
+
+def _answers(run: RunData, line: Line, stored: dict) -> dict:
+    """One LLM method's stored record ({outputs, ranking, fell_back}) with item titles."""
+    return {"outputs": [{"text": o["text"], "item": None if o["item"] is None else _item(run, o["item"]),
+                         "valid": o["valid"], "in_domain": o["in_domain"], "duplicate": o["duplicate"]}
+                        for o in stored["outputs"]],
+            "ranking": [_item(run, i) for i in stored["ranking"][:TOP_N]],
+            "target_rank": run.target_rank(stored["ranking"], line),
+            "fell_back": stored.get("fell_back", False)}
 
 
 def siblings(run: RunData, line: Line) -> dict:
@@ -106,11 +108,7 @@ def siblings(run: RunData, line: Line) -> dict:
     out: dict = {"rsllm": None, "llm4cdsr": None}
     rsllm = run.rsllm_record(line)
     if rsllm is not None:
-        out["rsllm"] = {"outputs": [{"text": o["text"], "item": None if o["item"] is None else _item(run, o["item"]),
-                                     "valid": o["valid"], "in_domain": o["in_domain"], "duplicate": o["duplicate"]}
-                                    for o in rsllm["outputs"]],
-                        "ranking": [_item(run, i) for i in rsllm["ranking"][:TOP_N]],
-                        "target_rank": run.target_rank(rsllm["ranking"], line), "fell_back": False}
+        out["rsllm"] = _answers(run, line, rsllm)
     top = run.llm4cdsr_top(line)
     if top is not None:
         profile = run.profile(line)

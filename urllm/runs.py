@@ -44,6 +44,11 @@ def read_json(path: Path) -> dict:
         raise RunError(f"{path}: corrupt JSON ({err})") from None
 
 
+def _optional_json(path: Path, default):
+    """A file a run may lack (a stage it skipped or has not reached yet): `default` then."""
+    return read_json(path) if path.is_file() else default
+
+
 def read_tensors(path: Path) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
@@ -186,12 +191,10 @@ class RunData:
         return read_tensors(self.dir / "stage1_vectors.safetensors")
 
     def curve(self, method: str) -> list[dict]:
-        path = self.dir / f"{method}_curve.json"
-        return read_json(path) if path.is_file() else []
+        return _optional_json(self.dir / f"{method}_curve.json", [])
 
     def lora_report(self) -> dict:
-        path = self.dir / "lora" / "training.json"
-        return read_json(path) if path.is_file() else {}
+        return _optional_json(self.dir / "lora" / "training.json", {})
 
     @cached_property
     def transitions(self) -> dict[int, dict[int, int]]:
@@ -239,8 +242,7 @@ class RunData:
     @cached_property
     def generations(self) -> dict:
         """generations.json (precomputed outputs of the evaluated lines), {} if the run has none."""
-        path = self.dir / "generations.json"
-        return read_json(path) if path.is_file() else {}
+        return _optional_json(self.dir / "generations.json", {})
 
     def precomputed(self, line: Line, k: int | None = None) -> dict | None:
         """The stored record of a line for k neighbours (default: the run's main k, else
@@ -257,8 +259,7 @@ class RunData:
     @cached_property
     def rsllm(self) -> dict:
         """rsllm.json (RSLLM's metrics and per-line outputs on URLLM's test lines), {} if none."""
-        path = self.dir / "rsllm.json"
-        return read_json(path) if path.is_file() else {}
+        return _optional_json(self.dir / "rsllm.json", {})
 
     def rsllm_record(self, line: Line) -> dict | None:
         return self.rsllm.get("records", {}).get(str(line.index))
@@ -266,8 +267,7 @@ class RunData:
     @cached_property
     def profiles(self) -> dict:
         """profiles.json (LLM4CDSR's hierarchical user profiles), {} if none."""
-        path = self.dir / "profiles.json"
-        return read_json(path) if path.is_file() else {}
+        return _optional_json(self.dir / "profiles.json", {})
 
     def profile(self, line: Line) -> dict | None:
         """The hierarchical profile of a test line's user ({items, clusters, text}), if profiled."""

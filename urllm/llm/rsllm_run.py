@@ -4,7 +4,7 @@ the files it leaves (urllm/llm/rsllm.py holds the method's building blocks).
 
     result = train_and_evaluate(dataset, base_model, tokenizer, vectors, test_top, lines, cfg)
     save(result, run_dir / "rsllm")           # adapter, projectors, training.json
-    model, projectors = load(base_model, run_dir / "rsllm")
+    model, projector, report = load(base_model, run_dir / "rsllm")
 
 The recommender whose ID embeddings become soft tokens is the run's dual-graph model:
 `stage1_vectors.safetensors` holds its mixed item table (`items`) and, per training
@@ -32,7 +32,7 @@ from urllm.llm.prompt import PromptBuilder, PromptConfig, answer_text
 from urllm.llm.rsllm import (
     Projector, RSLLMConfig, build_soft_prompt, choose_placeholder, encode_unified, generate_from_soft_prompt,
     title_token_ids, train_rsllm)
-from urllm.llm.stage2 import sample_lines
+from urllm.llm.stage2 import answer_rates, sample_lines
 from urllm.metrics import summarize
 
 PROJECTORS = "projectors.safetensors"
@@ -128,10 +128,7 @@ def evaluate(dataset: Dataset, result: RSLLMResult, tokenizer, vectors: dict[str
         records[str(line)] = {"ranking": ranking, "fell_back": False, "outputs": [dataclasses.asdict(o) for o in flagged],
                               "tokens": soft.prompt.tokens, "soft_tokens": len(soft.soft_positions)}
     metrics = summarize(np.array(ranks, dtype=float), np.array(domains), dataset.domains)
-    n = max(1, len(outputs))
-    metrics["overall"] |= {"ood_rate": sum(o.valid and not o.in_domain for o in outputs) / n,
-                           "valid_rate": sum(o.valid for o in outputs) / n,
-                           "dup_rate": sum(o.duplicate for o in outputs) / n}
+    metrics["overall"] |= answer_rates(outputs)
     return metrics, records
 
 

@@ -67,6 +67,14 @@ class Neighbours:
         return [self.dataset.users[u].items for u, _ in neighbours]
 
 
+def answer_rates(outputs) -> dict[str, float]:
+    """Out-of-domain, valid-title and duplicate rates over every beam's flagged answer."""
+    n = max(1, len(outputs))
+    return {"ood_rate": sum(o.valid and not o.in_domain for o in outputs) / n,
+            "valid_rate": sum(o.valid for o in outputs) / n,
+            "dup_rate": sum(o.duplicate for o in outputs) / n}
+
+
 def sample_lines(n_total: int, n: int, seed: int) -> list[int]:
     if n >= n_total:
         return list(range(n_total))
@@ -157,13 +165,7 @@ def score_results(dataset: Dataset, results: list[LineResult], top: torch.Tensor
     for v in variants:
         ranks = np.array([_rank_in(r.generations[v].ranking, examples[r.line].target) for r in results])
         metrics = summarize(ranks, domains, dataset.domains)
-        outputs = [o for r in results for o in r.generations[v].outputs]
-        n = max(1, len(outputs))
-        metrics["overall"] |= {
-            "ood_rate": sum(o.valid and not o.in_domain for o in outputs) / n,
-            "valid_rate": sum(o.valid for o in outputs) / n,
-            "dup_rate": sum(o.duplicate for o in outputs) / n,
-        }
+        metrics["overall"] |= answer_rates([o for r in results for o in r.generations[v].outputs])
         if v == "refined":
             metrics["overall"]["fallback_rate"] = sum(r.generations[v].fell_back for r in results) / max(1, len(results))
         out[f"urllm_{v}"] = metrics
