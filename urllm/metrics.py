@@ -6,32 +6,25 @@ it, so a model that scores everything equally gets the worst rank, not a lucky o
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-CUTOFFS_HR = (1, 5, 10, 20)
-CUTOFFS_NDCG = (5, 10, 20)
-METRIC_NAMES = [f"HR@{k}" for k in CUTOFFS_HR] + [f"NDCG@{k}" for k in CUTOFFS_NDCG] + ["MRR"]
+from urllm.stats import METRIC_NAMES, line_values
 
 
-def rank_of_target(scores: torch.Tensor, target_col: torch.Tensor) -> torch.Tensor:
+def rank_of_target(scores, target_col):
     """1-based pessimistic rank of each row's target column among all columns.
 
-    scores: [B, n_candidates]; target_col: [B] column index of the target.
+    scores: torch [B, n_candidates]; target_col: torch [B] column index of the target.
     """
     target = scores.gather(1, target_col.view(-1, 1))
     better_or_tied = (scores >= target).sum(dim=1)  # counts the target itself once
-    return better_or_tied.to(torch.int64)
+    return better_or_tied.long()
 
 
 def metrics_from_ranks(ranks: np.ndarray) -> dict[str, float]:
     ranks = np.asarray(ranks, dtype=np.float64)
     if len(ranks) == 0:
         return {name: 0.0 for name in METRIC_NAMES}
-    out = {f"HR@{k}": float((ranks <= k).mean()) for k in CUTOFFS_HR}
-    gain = 1.0 / np.log2(ranks + 1.0)
-    out |= {f"NDCG@{k}": float(np.where(ranks <= k, gain, 0.0).mean()) for k in CUTOFFS_NDCG}
-    out["MRR"] = float((1.0 / ranks).mean())
-    return out
+    return {name: float(v.mean()) for name, v in line_values(ranks).items()}
 
 
 def summarize(ranks: np.ndarray, domains: np.ndarray, domain_names: tuple[str, str]) -> dict:
