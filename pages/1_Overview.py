@@ -13,7 +13,7 @@ from urllm.ui import guard, sidebar
 
 # train.py's stages, in the order it runs them
 STAGES = ("data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
-          "generation", "rsllm", "projections")
+          "generation", "rsllm", "evaluation", "projections")
 CURVE_METHODS = ("sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")  # pop is counted, not trained
 LOSSES = ("ce", "infomax", "align", "contrastive", "profile", "total")  # whichever a model logs
 

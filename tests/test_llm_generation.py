@@ -1,5 +1,7 @@
 """Prompt budget, title trie, beam search, refinement and the generation variants, on a
 tiny random LM (fast; no shipped weights)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -290,3 +292,60 @@ def test_beam_search_is_the_same_with_and_without_the_shared_prefix(lm, tok, mon
     for a, b in zip(shared, plain):
         assert [h.tokens for h in a] == [h.tokens for h in b]
         assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-4)
+
+
+def _prompts(ds, tok, n):
+    builder = PromptBuilder(ds, tok, PromptConfig(max_tokens=4000))
+    out = []
+    for ex in ds.splits["test"][:n]:
+        neighbour = ds.users[ds.splits["train"][0].user].items
+        out.append((builder.build(ex.history, ex.domain, [neighbour]).text, ex.domain, ds.items_of(ex.domain)[:12].tolist()))
+    return out
+
+
+def _as_lists(generations):
+    return [{v: (g.ranking, [o.text for o in g.outputs], g.fell_back) for v, g in gens.items()} for gens in generations]
+
+
+def test_batched_generation_equals_one_line_at_a_time(ds, tok, lm):
+    """Several lines' searches stepped together give the same items in the same order as
+    each line alone (tiny random LM, float32)."""
+    cfg = GenerationConfig(num_beams=3, max_new_tokens=10, top_k=10, candidates=8, dtype="float32")
+    jobs = _prompts(ds, tok, 6)
+    one = Generator(lm, tok, ds, dataclasses.replace(cfg, batch_lines=1))
+    batched = Generator(lm, tok, ds, cfg)
+    alone = [one.run(*job) for job in jobs]
+    together = batched.run_many(jobs)
+    assert _as_lists(together) == _as_lists(alone)
+    assert any(len(set(g["constrained"].ranking[:3])) == 3 for g in alone)  # real searches, not empty lists
+
+
+def test_beam_searches_match_beam_search_per_search(ds, tok, lm):
+    from urllm.llm.beam import Search, beam_searches, prefill
+
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in ("This user bought", "Similar user bought the")]
+    trie = TitleTrie.from_items(tok, ds.item_titles[:40], list(range(40)))
+    specs = [(i, t, beams) for i in ids for t in (None, trie) for beams in (2, 4)]
+    alone = [beam_search(lm, p, tok.eos_token_id, b, 12, t) for p, t, b in specs]
+    searches = [Search(prefill(lm, p), tok.eos_token_id, b, 12, t) for p, t, b in specs]
+    together = beam_searches(lm, searches)
+    for a, b in zip(alone, together):
+        assert [h.tokens for h in a] == [h.tokens for h in b] and [h.items for h in a] == [h.items for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+
+
+def test_free_answer_ends_at_a_newline_and_at_the_longest_title(ds, tok, lm):
+    gen = Generator(lm, tok, ds, GenerationConfig(num_beams=3, max_new_tokens=40, dtype="float32"))
+    stops, longest = gen.free_limits()
+    newline = tok("\n", add_special_tokens=False)["input_ids"]
+    assert set(newline) <= stops
+    assert longest == max(len(tok(t, add_special_tokens=False)["input_ids"]) for t in ds.item_titles) + 2 < 40
+    out = gen.run(*_prompts(ds, tok, 1)[0], variants=("free",))["free"]
+    assert all("\n" not in o.text for o in out.outputs)
+    prompt = tok(_prompts(ds, tok, 1)[0][0], add_special_tokens=False)["input_ids"]
+    stats = {}
+    hyps = beam_search(lm, prompt, tok.eos_token_id, 3, longest, stop_ids=stops, stats=stats)
+    assert stats["steps"] <= longest and all(len(h.tokens) <= longest for h in hyps)
+    assert not any(set(h.tokens) & stops for h in hyps)
+    free_all = Generator(lm, tok, ds, GenerationConfig(num_beams=3, max_new_tokens=40, dtype="float32", stop_at_title_end=False))
+    assert free_all.free_limits() == (frozenset(), 40)

@@ -19,17 +19,48 @@ from urllm.retrieval import RetrievalConfig
 
 
 @pytest.fixture(scope="module")
-def stage1(tmp_path_factory):
+def trained():
     ds = load_dataset("synthetic?n_users=80")
     torch.manual_seed(0)
     graphs = build_graphs(graph_sequences(ds.splits["train"]), ds.item_domain, ds.item_attributes)
     model = DualGraphModel(DualGraphConfig(dim=16, n_blocks=1, max_len=12), torch.from_numpy(ds.item_domain), graphs)
     fit(model, ds, FitConfig(epochs=2, batch_size=16, progress=False))
+    return ds, model
+
+
+@pytest.fixture(scope="module")
+def stage1(trained, tmp_path_factory):
+    ds, model = trained
     out = tmp_path_factory.mktemp("run")
     export_stage1(model, ds, out, top_n=30)
     from safetensors.torch import load_file
 
     return ds, load_file(out / "stage1_vectors.safetensors"), load_file(out / "stage1_rankings.safetensors")["test_top"]
+
+
+def test_completed_ranks_are_full_ranks_comparable_with_stage1(trained, stage1):
+    """A list completed by the dual-graph ranking ranks the target as the full ranking
+    does: the dual-graph top-20 gives stage 1's own full rank on every line; a list naming
+    the target puts it at its position; a list of other items pushes it down by those."""
+    from urllm.evaluation import CompletedRanks, rank_examples
+    from urllm.models.trainer import SequenceScorer
+
+    ds, model = trained
+    test_top = stage1[2]
+    scorer = SequenceScorer(model)
+    full, _, _ = rank_examples(scorer, ds, ds.splits["test"])
+    ranker = CompletedRanks(scorer, ds, "test")
+    ranker.prepare(range(len(full)))
+    assert [ranker.rank(i, test_top[i][:20].tolist()) for i in range(len(full))] == full.tolist()
+    assert any(r > 20 for r in full)  # lines whose target lies past the list are ranked, not dropped
+    for line, ex in enumerate(ds.splits["test"][:10]):
+        assert ranker.rank(line, [*test_top[line][:3].tolist(), ex.target]) == (4 if ex.target not in test_top[line][:3] else
+                                                                              test_top[line][:3].tolist().index(ex.target) + 1)
+        items = ds.items_of(ex.domain).tolist()
+        others = [i for i in items if i != ex.target][-5:]  # 5 items, some scored above the target, some below
+        row = scorer.scores([ex.history], ex.domain)[0]
+        above = sum(bool(row[items.index(i)] >= row[items.index(ex.target)]) for i in others)
+        assert ranker.rank(line, others) == 5 + full[line] - above
 
 
 @pytest.mark.parametrize("vector", ["domain", "mixed"])
@@ -64,7 +95,8 @@ def test_stage2_end_to_end_with_tiny_lm(stage1):
     assert with_pipeline["urllm"]["overall"]["HR@10"] == metrics["dual_graph"]["overall"]["HR@10"]  # weight 0 = dual graph
     for name, m in metrics.items():
         assert m["n_test_lines"] == 3
-        assert all(0 <= v <= 1 for v in m["overall"].values() if not isinstance(v, int))
+        assert all(0 <= v <= 1 for v in m["overall"].values() if isinstance(v, float))
+        assert set(m["overall"]["ci95"]) == set(m["overall"]["vs_dual_graph"]) >= {"HR@10", "MRR"}
     assert metrics["urllm_constrained"]["overall"]["ood_rate"] == 0.0
     assert metrics["urllm_constrained"]["overall"]["valid_rate"] == 1.0
     assert all(len(r.neighbours) == 1 and r.prompt_tokens["neighbors"] > 0 for r in results)

@@ -28,7 +28,7 @@ class LLMConfig:
     base_model: str = "smollm2"  # "smollm2" (the shipped GGUF, converted once), a local HF folder, or "tiny" (random, tests)
     k: int = 1  # neighbours in evaluation and app prompts
     train_lines: int = 200  # training lines turned into LoRA examples
-    eval_lines: int = 100  # test lines generated for and scored (seeded sample)
+    eval_lines: int = 0  # test lines generated for and scored: 0 = every test line (as the stage-1 methods), else a seeded sample
     valid_lines: int = 100  # validation lines generated for to choose the pipeline's fusion weight (0: weight 0)
     fusion_weights: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])  # candidates
     ks: list[int] = field(default_factory=lambda: [1])  # retrieval k values evaluated
@@ -63,7 +63,7 @@ def _tiny() -> RunConfig:
     cfg.dual_graph = DualGraphConfig(dim=16, n_blocks=1, max_len=12)
     cfg.fit = FitConfig(epochs=3, batch_size=16, lr=5e-3, patience=3)
     cfg.llm4cdsr = LLM4CDSRConfig(dim=16, n_blocks=1, max_len=12, global_dim=16, domain_dim=8, adapter_hidden=32)
-    cfg.llm = LLMConfig(base_model="tiny", train_lines=8, eval_lines=4, valid_lines=4, ks=[0, 1],
+    cfg.llm = LLMConfig(base_model="tiny", train_lines=8, valid_lines=4, ks=[0, 1],
                         prompt=PromptConfig(max_tokens=1500, max_history=10, max_neighbor_items=5),
                         lora=LoraTrainConfig(r=2, alpha=4, steps=3, batch_size=2, target_modules=["q_proj", "v_proj"]),
                         generation=GenerationConfig(num_beams=2, max_new_tokens=12, candidates=10))
@@ -76,7 +76,7 @@ def _tiny() -> RunConfig:
 def _demo() -> RunConfig:
     cfg = RunConfig()
     cfg.fit = FitConfig(epochs=8, patience=2)
-    cfg.llm = LLMConfig(train_lines=120, eval_lines=40, valid_lines=40, ks=[1], prompt=PromptConfig(max_tokens=384),
+    cfg.llm = LLMConfig(train_lines=120, valid_lines=40, ks=[1], prompt=PromptConfig(max_tokens=384),
                         lora=LoraTrainConfig(steps=40, batch_size=4), generation=GenerationConfig(num_beams=5))
     # RSLLM and the profiles are sized so that `make demo` stays near 20 minutes on 2 cores
     cfg.rsllm = RSLLMConfig(text_steps=8, unified_steps=16, batch_size=2, warmup=2)
@@ -88,7 +88,7 @@ def _full() -> RunConfig:
     cfg = RunConfig(dataset="movielens", threads=8)
     cfg.dual_graph = DualGraphConfig(dim=128, negatives=0)
     cfg.fit = FitConfig(epochs=60, batch_size=256, patience=6)
-    cfg.llm = LLMConfig(train_lines=8000, eval_lines=2000, valid_lines=500, ks=[0, 1, 3], prompt=PromptConfig(max_tokens=1024),
+    cfg.llm = LLMConfig(train_lines=8000, valid_lines=500, ks=[0, 1, 3], prompt=PromptConfig(max_tokens=1024),
                         lora=LoraTrainConfig(steps=2000, batch_size=16, r=16, alpha=32))
     cfg.rsllm = RSLLMConfig(text_steps=1000, unified_steps=2000, batch_size=16)
     cfg.profiles = ProfileConfig(train_users=5000, test_lines=500, batch_size=32)

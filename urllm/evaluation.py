@@ -48,3 +48,45 @@ def rank_examples(
 def evaluate(scorer: Scorer, dataset: Dataset, split: str = "test", batch_size: int = 256) -> dict:
     ranks, domains, _ = rank_examples(scorer, dataset, dataset.splits[split], batch_size)
     return summarize(ranks, domains, dataset.domains)
+
+
+class CompletedRanks:
+    """Full ranks of each line's target for ranked LISTS (an LLM variant's top-K), with the
+    list completed by a scorer's full ranking of the target domain (DESIGN 2.6: a list
+    shorter than the domain is completed from the dual-graph ranking). So a list method's
+    rank is comparable with a stage-1 method's on every metric, MRR included: the target
+    at position p of the list ranks p; absent, it ranks len(list) + the domain's items not
+    in the list that score at least as high (ties pessimistic, as in `rank_of_target`).
+    Score rows are computed lazily in batches and kept per line."""
+
+    def __init__(self, scorer: Scorer, dataset: Dataset, split: str = "test", batch_size: int = 256):
+        self.scorer, self.dataset, self.examples = scorer, dataset, dataset.splits[split]
+        self.batch_size = batch_size
+        self._rows: dict[int, np.ndarray] = {}
+        self._column = np.full(dataset.n_items, -1, dtype=np.int64)
+        for d in (0, 1):
+            items = dataset.items_of(d)
+            self._column[items] = np.arange(len(items))
+
+    def prepare(self, lines) -> None:
+        """Score the given lines (batched by target domain) ahead of `rank` calls."""
+        todo = [line for line in lines if line not in self._rows]
+        for d in (0, 1):
+            mine = [line for line in todo if self.examples[line].domain == d]
+            for start in range(0, len(mine), self.batch_size):
+                chunk = mine[start : start + self.batch_size]
+                with torch.no_grad():
+                    scores = self.scorer.scores([self.examples[i].history for i in chunk], d).float().numpy()
+                self._rows |= {line: row for line, row in zip(chunk, scores)}
+
+    def rank(self, line: int, ranking: list[int]) -> int:
+        ex = self.examples[line]
+        ranking = [int(i) for i in ranking]
+        if ex.target in ranking:
+            return ranking.index(ex.target) + 1
+        self.prepare([line])
+        row = self._rows[line]
+        target_score = row[self._column[ex.target]]
+        listed = {int(self._column[i]) for i in ranking if self.dataset.item_domain[i] == ex.domain}
+        above = int((row >= target_score).sum()) - sum(bool(row[c] >= target_score) for c in listed)
+        return len(ranking) + above

@@ -4,8 +4,9 @@ atomically (urllm/run.py decides whether it must run at all).
 
 Files of a run (besides manifest.json):
   data.json                     dataset figures, items, users' sequences, test lines
-  pop.json, sasrec.json, ...    per-method test metrics (llm4cdsr.json too; item_text_*.safetensors its text
-                                embeddings, llm4cdsr_rankings.safetensors its top-N per test line)
+  pop.json, sasrec.json, ...    per-method test metrics and "test_ranks", the target's full rank on every test
+                                line (llm4cdsr.json too; item_text_*.safetensors its text embeddings,
+                                llm4cdsr_rankings.safetensors its top-N per test line)
   dual_graph.safetensors/.json  the dual-graph model; stage1_*.safetensors its exports
   retrieval_{A,B}.faiss(.json)  user indexes per target domain
   lora/                         the LoRA adapter (peft save_pretrained) and training.json
@@ -13,7 +14,12 @@ Files of a run (besides manifest.json):
   profile_embeddings.safetensors  the profiled training users' embeddings (its guidance)
   rsllm/, rsllm.json            RSLLM's adapter + projectors, and its test metrics and per-line outputs
   generations.json              per evaluated test line: neighbours, prompt sections, variants
-                                (+ "pipeline": the fused list), and the fusion weight chosen on valid
+                                (+ "pipeline": the fused list), the fusion weight chosen on valid, and
+                                "ranks" {k: {method: [full rank per line]}}
+  line_ranks.json               the one table: every method's full rank of the target on every test line
+                                (null where a method was not scored), read by the app and the benchmarks
+  evaluation.json               every method's metrics on the common lines, 95% intervals, and the paired
+                                difference to the dual-graph model (urllm/stats.py); the manifest's metrics
   projections.safetensors       UMAP of items and users
 """
 from __future__ import annotations
@@ -27,7 +33,8 @@ import torch
 
 from urllm.config import RunConfig
 from urllm.data import Dataset, load_dataset
-from urllm.evaluation import evaluate
+from urllm.evaluation import rank_examples
+from urllm.metrics import summarize
 from urllm.io import atomic_save_tensors, atomic_write_json
 from urllm.run import Run
 from urllm.seed import seed_everything
@@ -35,8 +42,8 @@ from urllm.seed import seed_everything
 STAGE1_METHODS = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")
 # Bumped when a stage's files change form, so an older run's stage is rebuilt, not misread
 # (2: valid_top rankings, <model>.config.json, the pipeline's fusion in generations.json;
-# 3: llm4cdsr_rankings, the rsllm stage; 4: the profiles stage).
-FILES_VERSION = 4
+# 3: llm4cdsr_rankings, the rsllm stage; 4: the profiles stage; 5: per-line full ranks, the evaluation stage).
+FILES_VERSION = 5
 
 
 def _asdict(x):
@@ -83,7 +90,6 @@ def stage1_method(cfg: RunConfig, ds: Dataset, method: str, graphs):
             summary, files = _fit_summary(run_dir, method, result)
             files += sorted(run_dir.glob("item_text_*.safetensors"))
             scorer = SequenceScorer(model)
-            files += _export_rankings(scorer, ds, run_dir / "llm4cdsr_rankings.safetensors", cfg.top_n)
         else:
             model_cfg = {"dual_graph": cfg.dual_graph, "sasrec": sasrec_config(**dataclasses.asdict(cfg.dual_graph)),
                          "dual_graph_no_graph": ablation_config(**dataclasses.asdict(cfg.dual_graph))}[method]
@@ -94,8 +100,12 @@ def stage1_method(cfg: RunConfig, ds: Dataset, method: str, graphs):
             if method == "dual_graph":
                 files += save_model(model, run_dir, method)
                 files += export_stage1(model, ds, run_dir, cfg.top_n)
-        metrics = evaluate(scorer, ds, "test")
-        atomic_write_json(run_dir / f"{method}.json", metrics)
+        ranks, domains, top = rank_examples(scorer, ds, ds.splits["test"], top_n=cfg.top_n if method == "llm4cdsr" else 0)
+        if method == "llm4cdsr":  # its top-N per test line: the app's column for it on the Generation page
+            atomic_save_tensors(run_dir / "llm4cdsr_rankings.safetensors", {"test_top": torch.from_numpy(top)})
+            files.append(run_dir / "llm4cdsr_rankings.safetensors")
+        metrics = summarize(ranks, domains, ds.domains)
+        atomic_write_json(run_dir / f"{method}.json", metrics | {"test_ranks": ranks.tolist()})
         files.append(run_dir / f"{method}.json")
         summary["test_HR@10"] = round(metrics["overall"]["HR@10"], 4)
         return {"files": files, "summary": summary}
@@ -103,13 +113,14 @@ def stage1_method(cfg: RunConfig, ds: Dataset, method: str, graphs):
     return build
 
 
-def _export_rankings(scorer, ds: Dataset, path: Path, top_n: int) -> list[Path]:
-    """A method's top-N per test line (the app's column for it on the Generation page)."""
-    from urllm.evaluation import rank_examples
+def dual_graph_ranker(ds: Dataset, run_dir: Path, graphs):
+    """Full ranks for the LLM methods' lists, completed by the run's dual-graph model."""
+    from urllm.evaluation import CompletedRanks
+    from urllm.models.export import load_model
+    from urllm.models.trainer import SequenceScorer
 
-    _, _, top = rank_examples(scorer, ds, ds.splits["test"], top_n=top_n)
-    atomic_save_tensors(path, {"test_top": torch.from_numpy(top)})
-    return [path]
+    model = load_model(run_dir, "dual_graph", torch.from_numpy(ds.item_domain), graphs)
+    return CompletedRanks(SequenceScorer(model), ds, "test")
 
 
 def llm_device(cfg: RunConfig) -> torch.device:
@@ -244,12 +255,12 @@ def _bar(desc: str):
     return lambda xs: tqdm(xs, desc=desc, leave=False)
 
 
-def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
+def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str, graphs) -> dict:
     from safetensors.torch import load_file
 
     from urllm.llm.finetune import load_adapter, save_adapter
     from urllm.llm.generate import Generator, for_generation
-    from urllm.llm.stage2 import choose_fusion_weight, evaluate_lines, pipeline_ranking, sample_lines
+    from urllm.llm.stage2 import choose_fusion_weight, evaluate_lines, line_ranks, pipeline_ranking, sample_lines
     from urllm.run import stage_key
 
     llm = cfg.llm
@@ -302,11 +313,13 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
                                               ("refined",), progress=_bar("valid lines"), split="valid")
             weight, grid = choose_fusion_weight(ds, valid_results, rankings["valid_top"], top_k, llm.fusion_weights)
         lines = sample_lines(len(ds.splits["test"]), llm.eval_lines, cfg.seed)
-        per_k, records = {}, {}
+        ranker = dual_graph_ranker(ds, run_dir, graphs)
+        per_k, records, ranks = {}, {}, {}
         for k in llm.ks:
             metrics, results = evaluate_lines(ds, generator, builder, neighbours, test_top, lines, k,
-                                              progress=_bar(f"test lines, k={k}"), fusion_weight=weight)
+                                              progress=_bar(f"test lines, k={k}"), fusion_weight=weight, ranker=ranker)
             per_k[str(k)] = metrics
+            ranks[str(k)] = line_ranks(ds, results, test_top, top_k, fusion_weight=weight, ranker=ranker)
             for r in results:
                 variants = {v: {"ranking": g.ranking, "fell_back": g.fell_back,
                                 "outputs": [dataclasses.asdict(o) for o in g.outputs]}
@@ -315,7 +328,7 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
                 records.setdefault(str(r.line), {})[str(k)] = {
                     "neighbours": r.neighbours, "prompt": r.prompt_sections, "tokens": r.prompt_tokens, "variants": variants}
         atomic_write_json(run_dir / "generations.json", {"lines": lines, "ks": llm.ks, "k": llm.k, "metrics": per_k,
-                                                          "fusion": {"weight": weight, "valid_HR@10": grid},
+                                                          "ranks": ranks, "fusion": {"weight": weight, "valid_HR@10": grid},
                                                           "records": records})
         main = per_k[str(main_k)]
         return {"files": [run_dir / "generations.json"],
@@ -324,13 +337,10 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str) -> dict:
 
     gen_inputs = {"llm": {k: _asdict(getattr(llm, k)) for k in ("k", "ks", "eval_lines", "valid_lines", "fusion_weights", "generation")},
                   "v": FILES_VERSION, "up": lora_rec["key"]}
-    run.stage("generation", gen_inputs, generation)
-    gens = json.loads((run.dir / "generations.json").read_text())
-    main_k = str(llm.k if llm.k in llm.ks else llm.ks[0])
-    return {m: v for m, v in gens["metrics"][main_k].items() if m != "dual_graph"}
+    return run.stage("generation", gen_inputs, generation)["key"]
 
 
-def rsllm_stage(cfg: RunConfig, ds: Dataset):
+def rsllm_stage(cfg: RunConfig, ds: Dataset, graphs):
     """RSLLM (urllm/llm/rsllm_run.py): a fresh base LM, its two-stage fine-tune with the
     dual-graph item table as soft tokens, scored on URLLM's test lines."""
     from safetensors.torch import load_file
@@ -345,7 +355,8 @@ def rsllm_stage(cfg: RunConfig, ds: Dataset):
         llm = cfg.llm
         rcfg = rsllm_run.RSLLMRunConfig(cfg.rsllm, llm.lora, llm.prompt, llm.generation, llm.train_lines, cfg.seed)
         model, tok = load_llm(cfg)
-        result = rsllm_run.train_and_evaluate(ds, model, tok, vectors, test_top, lines, rcfg, progress=_bar("rsllm test lines"))
+        result = rsllm_run.train_and_evaluate(ds, model, tok, vectors, test_top, lines, rcfg, progress=_bar("rsllm test lines"),
+                                              ranker=dual_graph_ranker(ds, run_dir, graphs))
         files = rsllm_run.save(result, run_dir / "rsllm")
         rsllm_run.write_results(run_dir / "rsllm.json", lines, result)
         report = result.report
@@ -375,13 +386,56 @@ def projection_stage(cfg: RunConfig, ds: Dataset):
     return build
 
 
+ANSWER_RATES = ("ood_rate", "valid_rate", "dup_rate", "fallback_rate", "fusion_weight")  # LLM methods, kept as computed
+
+
+def _spread(lines: list[int], values: list, n: int) -> list:
+    """Values of some lines at their place among n lines; None elsewhere."""
+    out = [None] * n
+    for line, v in zip(lines, values):
+        out[line] = int(v) if v is not None and np.isfinite(v) else None
+    return out
+
+
+def evaluation_stage(cfg: RunConfig, ds: Dataset):
+    """The one per-line table of every method's full rank (line_ranks.json) and, from it,
+    every method's metrics on the lines all of them were scored on, with 95% intervals and
+    the paired difference to the dual-graph model (evaluation.json; urllm/stats.py)."""
+    from urllm.stats import compare
+
+    def build(run_dir: Path) -> dict:
+        n = len(ds.splits["test"])
+        table = {m: _spread(list(range(n)), json.loads((run_dir / f"{m}.json").read_text())["test_ranks"], n)
+                 for m in STAGE1_METHODS}
+        gens = json.loads((run_dir / "generations.json").read_text())
+        main_k = str(gens["k"] if gens["k"] in gens["ks"] else gens["ks"][0])
+        rates = {m: v["overall"] for m, v in gens["metrics"][main_k].items()}
+        table |= {m: _spread(gens["lines"], r, n) for m, r in gens["ranks"][main_k].items() if m != "dual_graph"}
+        rs = json.loads((run_dir / "rsllm.json").read_text())
+        table["rsllm"] = _spread(rs["lines"], rs["ranks"], n)
+        rates["rsllm"] = rs["metrics"]["overall"]
+        ranks = {m: np.array([np.nan if v is None else v for v in r], np.float64) for m, r in table.items()}
+        scored = int(np.logical_and.reduce([~np.isnan(r) for r in ranks.values()]).sum())
+        line_set = "every test line" if scored == n else f"the {scored} test lines every method was scored on (seed {cfg.seed})"
+        metrics = compare(ranks, np.array([ex.domain for ex in ds.splits["test"]]), ds.domains, cfg.seed, line_set=line_set)
+        for m, overall in rates.items():
+            if m in metrics:
+                metrics[m]["overall"] |= {r: overall[r] for r in ANSWER_RATES if r in overall}
+        atomic_write_json(run_dir / "line_ranks.json", {"split": "test", "lines": list(range(n)), "methods": table})
+        atomic_write_json(run_dir / "evaluation.json", metrics)
+        return {"files": [run_dir / "line_ranks.json", run_dir / "evaluation.json"],
+                "summary": {"lines": scored, "methods": len(table)}}
+
+    return build
+
+
 def run_pipeline(cfg: RunConfig, run: Run) -> dict:
     torch.set_num_threads(cfg.threads)
     ds = load_dataset(cfg.dataset)
     data_rec = run.stage("data", {"dataset": cfg.dataset}, data_stage(cfg, ds))
     run.manifest["dataset"] = {"spec": cfg.dataset, "describe": ds.describe()}
     graphs = _graphs(ds)
-    keys, metrics = {}, {}
+    keys = {}
     for method in STAGE1_METHODS:
         model_cfg = cfg.llm4cdsr if method == "llm4cdsr" else cfg.dual_graph
         inputs = {"model": _asdict(model_cfg), "fit": _asdict(cfg.fit), "top_n": cfg.top_n, "seed": cfg.seed, "v": FILES_VERSION,
@@ -393,14 +447,15 @@ def run_pipeline(cfg: RunConfig, run: Run) -> dict:
                              "eval_lines": cfg.llm.eval_lines, "v": FILES_VERSION, "up": data_rec["key"]},
                 profiles_stage(cfg, ds))["key"]
         keys[method] = run.stage(method, inputs, stage1_method(cfg, ds, method, graphs))["key"]
-        metrics[method] = json.loads((run.dir / f"{method}.json").read_text())
-    metrics |= llm_stages(cfg, ds, run, keys["dual_graph"])
+    keys["generation"] = llm_stages(cfg, ds, run, keys["dual_graph"], graphs)
     llm = cfg.llm
-    run.stage("rsllm", {"rsllm": _asdict(cfg.rsllm), "seed": cfg.seed, "v": FILES_VERSION, "up": keys["dual_graph"],
-                        "llm": {k: _asdict(getattr(llm, k)) for k in ("base_model", "train_lines", "eval_lines", "prompt",
-                                                                       "lora", "generation")}},
-              rsllm_stage(cfg, ds))
-    metrics["rsllm"] = json.loads((run.dir / "rsllm.json").read_text())["metrics"]
+    keys["rsllm"] = run.stage(
+        "rsllm", {"rsllm": _asdict(cfg.rsllm), "seed": cfg.seed, "v": FILES_VERSION, "up": keys["dual_graph"],
+                  "llm": {k: _asdict(getattr(llm, k)) for k in ("base_model", "train_lines", "eval_lines", "prompt",
+                                                                 "lora", "generation")}},
+        rsllm_stage(cfg, ds, graphs))["key"]
+    run.stage("evaluation", {"seed": cfg.seed, "v": FILES_VERSION, "up": keys}, evaluation_stage(cfg, ds))
+    metrics = json.loads((run.dir / "evaluation.json").read_text())
     run.stage("projections", {"n": cfg.umap_neighbors, "max": cfg.umap_max_points, "seed": cfg.seed, "up": keys["dual_graph"]},
               projection_stage(cfg, ds))
     run.finish(metrics)

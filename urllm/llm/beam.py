@@ -1,4 +1,5 @@
-"""Beam search for the LLM variants, with one prompt prefill shared by all beams.
+"""Beam search for the LLM variants, with one prompt prefill shared by all beams, and
+many searches (several variants of several lines) stepped together.
 
 The prompt runs once (batch 1). For Llama-family models its keys/values then stay one
 shared copy that every beam attends to (urllm/llm/shared_prefix.py); for others HF's KV
@@ -13,11 +14,19 @@ fan-out). Each step feeds one token per beam. Two searches:
   a long title) are fed several at a time in one forward pass, and a hypothesis's score
   is the summed log-probability of its choices. Scores only fall as a hypothesis grows,
   so the search stops exactly when no live beam can beat the num_beams-th finished one.
+
+Each search is written once, as a generator that yields (parents, tokens to feed) and is
+sent back the new last hidden states; `beam_search` drives one, `beam_searches` drives
+many at once: the searches that feed the same number of tokens share one forward pass
+(one matrix product per layer over all their beams; attention stays per search, against
+its own prompt), which is what makes a 2-core CPU fast. A search's result does not
+depend on what it is batched with, up to float rounding (tested).
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 import torch
 
@@ -53,16 +62,28 @@ def _fork(cache):
     return cache.fork() if isinstance(cache, shared_prefix.SharedPrefixCache) else copy.deepcopy(cache)
 
 
-def _advance(decoder, cache, parents: list[int], feed: list[list[int]]):
-    """Keep the beams `parents`, feed them `feed` [beams, T]; (cache, last hidden [beams, H])."""
-    device = decoder.get_input_embeddings().weight.device
-    parents_t, feed_t = torch.tensor(parents, device=device), torch.tensor(feed, device=device)
-    if isinstance(cache, shared_prefix.SharedPrefixCache):
-        cache.reorder(parents_t)
-        return cache, shared_prefix.step(decoder, cache, feed_t)
-    cache.reorder_cache(parents_t)
-    out = decoder(input_ids=feed_t, past_key_values=cache, use_cache=True)
-    return out.past_key_values, out.last_hidden_state[:, -1]
+@dataclass
+class Search:
+    """One beam search over a prefilled prompt: `trie` None for free text."""
+    prefilled: tuple  # (cache, last hidden [1, H]) from `prefill`; its cache is copied, never changed
+    eos_id: int
+    num_beams: int = 10
+    max_new_tokens: int = 48
+    trie: TitleTrie | None = None
+    length_penalty: float = 1.0
+    stop_ids: frozenset = frozenset()  # free text: tokens that end an answer like eos (a newline)
+    max_forced: int = 32
+    stats: dict = field(default_factory=dict)  # receives the decoding steps and forward passes
+
+
+def _generator(model, s: Search):
+    if s.max_new_tokens < 1 or s.num_beams < 1:
+        raise ValueError(f"max_new_tokens={s.max_new_tokens} and num_beams={s.num_beams} must be at least 1")
+    _, head = _parts(model)
+    hidden = s.prefilled[1]
+    if s.trie is None:
+        return _free(head, hidden, s.eos_id, s.num_beams, s.max_new_tokens, s.length_penalty, s.stats, s.stop_ids)
+    return _in_trie(head, hidden, s.trie, s.num_beams, s.max_new_tokens, s.max_forced, s.stats)
 
 
 def beam_search(
@@ -76,23 +97,61 @@ def beam_search(
     stats: dict | None = None,
     max_forced: int = 32,
     prefilled=None,
+    stop_ids: frozenset = frozenset(),
 ) -> list[Hypothesis]:
     """Up to `num_beams` finished hypotheses, best first. `stats`, if given, receives
     the number of decoding steps (positions generated) and forward passes. `prefilled`
     (from `prefill`) skips the prompt pass; its cache is copied, never changed."""
-    stats = stats if stats is not None else {}
-    if max_new_tokens < 1 or num_beams < 1:
-        raise ValueError(f"max_new_tokens={max_new_tokens} and num_beams={num_beams} must be at least 1")
-    cache, hidden = prefilled if prefilled is not None else prefill(model, prompt_ids)
-    cache = _fork(cache) if prefilled is not None else cache
+    search = Search(prefilled if prefilled is not None else prefill(model, prompt_ids), eos_id, num_beams, max_new_tokens,
+                    trie, length_penalty, stop_ids, max_forced, stats if stats is not None else {})
+    return beam_searches(model, [search], batched=False)[0]
+
+
+def beam_searches(model, searches: list[Search], batched: bool = True) -> list[list[Hypothesis]]:
+    """The hypotheses of every search, in order. With `batched` (and a Llama-family model),
+    the searches that feed the same number of tokens at a step run in one forward pass."""
+    decoder, _ = _parts(model)
+    results: list = [None] * len(searches)
     with torch.inference_mode():
-        if trie is None:
-            return _free(model, cache, hidden, eos_id, num_beams, max_new_tokens, length_penalty, stats)
-        return _in_trie(model, cache, hidden, trie, num_beams, max_new_tokens, max_forced, stats)
+        gens = [_generator(model, s) for s in searches]
+        caches = [_fork(s.prefilled[0]) for s in searches]
+        pending = {}
+        for j, gen in enumerate(gens):
+            try:
+                pending[j] = next(gen)
+            except StopIteration as done:
+                results[j] = done.value
+        shared = all(isinstance(c, shared_prefix.SharedPrefixCache) for c in caches)
+        while pending:
+            groups = defaultdict(list)  # feed width -> searches
+            for j, (_, feed) in pending.items():
+                groups[len(feed[0]) if batched and shared else ("alone", j)].append(j)
+            for group in groups.values():
+                hiddens = _advance_many(decoder, [caches[j] for j in group], [pending[j] for j in group])
+                for j, hidden in zip(group, hiddens):
+                    try:
+                        pending[j] = gens[j].send(hidden)
+                    except StopIteration as done:
+                        results[j] = done.value
+                        del pending[j]
+    return results
 
 
-def _free(model, cache, hidden, eos_id, num_beams, max_new_tokens, length_penalty, stats) -> list[Hypothesis]:
-    decoder, head = _parts(model)
+def _advance_many(decoder, caches: list, requests: list[tuple[list[int], list[list[int]]]]) -> list[torch.Tensor]:
+    """Keep each search's beams `parents`, feed them their tokens; their last hidden states."""
+    device = decoder.get_input_embeddings().weight.device
+    if len(caches) == 1 and not isinstance(caches[0], shared_prefix.SharedPrefixCache):
+        parents, feed = requests[0]
+        cache = caches[0]
+        cache.reorder_cache(torch.tensor(parents, device=device))
+        out = decoder(input_ids=torch.tensor(feed, device=device), past_key_values=cache, use_cache=True)
+        return [out.last_hidden_state[:, -1]]
+    for cache, (parents, _) in zip(caches, requests):
+        cache.reorder(torch.tensor(parents, device=device))
+    return shared_prefix.step_many(decoder, caches, [torch.tensor(feed, device=device) for _, feed in requests])
+
+
+def _free(head, hidden, eos_id, num_beams, max_new_tokens, length_penalty, stats, stop_ids=frozenset()):
     device = head.weight.device
     logits = head(hidden)
     beams: list[list[int]] = [[]]
@@ -106,7 +165,7 @@ def _free(model, cache, hidden, eos_id, num_beams, max_new_tokens, length_penalt
         live, live_scores, parents = [], [], []
         for score, index in zip(best.tolist(), flat.tolist()):
             parent, token = divmod(index, vocab)
-            if token == eos_id:
+            if token == eos_id or token in stop_ids:
                 finished.append(Hypothesis(beams[parent], score / max(1, step) ** length_penalty, []))
                 continue
             live.append(beams[parent] + [token])
@@ -120,7 +179,7 @@ def _free(model, cache, hidden, eos_id, num_beams, max_new_tokens, length_penalt
         if step == max_new_tokens:
             break
         beams, scores = live, torch.tensor(live_scores, device=device)
-        cache, hidden = _advance(decoder, cache, parents, [[b[-1]] for b in live])
+        hidden = yield parents, [[b[-1]] for b in live]
         logits = head(hidden)
         forwards += 1
     if len(finished) < num_beams:  # no eos within max_new_tokens: keep the live beams too
@@ -142,8 +201,7 @@ def _forced_run(node: dict, token: int, limit: int, eos_id: int) -> list[int]:
     return run
 
 
-def _in_trie(model, cache, hidden, trie: TitleTrie, num_beams, max_new_tokens, max_forced, stats) -> list[Hypothesis]:
-    decoder, head = _parts(model)
+def _in_trie(head, hidden, trie: TitleTrie, num_beams, max_new_tokens, max_forced, stats):
     # live beams: (tokens, trie node, score)
     beams: list[tuple[list[int], dict, float]] = [([], trie.root, 0.0)]
     finished: list[Hypothesis] = []
@@ -184,7 +242,7 @@ def _in_trie(model, cache, hidden, trie: TitleTrie, num_beams, max_new_tokens, m
             for t in run[:width]:
                 node = node[t]
             beams.append((tokens + run[:width], node, score))
-        cache, hidden = _advance(decoder, cache, parents, [r[:width] for r in runs])
+        hidden = yield parents, [r[:width] for r in runs]
         forwards += 1
         generated += width
     stats.update(steps=generated, forwards=forwards)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from urllm.data.dataset import Dataset
-from urllm.llm.beam import beam_search, prefill
+from urllm.llm.beam import Search, beam_searches, prefill
 from urllm.llm.prompt import PromptTooLong
 from urllm.llm.refine import TitleIndex, refine
 from urllm.llm.trie import TitleTrie
@@ -33,6 +33,12 @@ class GenerationConfig:
     candidates: int = 50  # dual-graph top-N the "candidates" trie is built from
     refine_m: int = 5  # Algorithm 1: top grounded items checked for the domain
     length_penalty: float = 1.0
+    # test lines searched together: their beams share each forward pass (same outputs as one
+    # line at a time up to float rounding; 1 = one line at a time)
+    batch_lines: int = 8
+    # free text ends at a newline like at eos, and runs at most as many tokens as the longest
+    # catalogue title (+ 2): a tuned LM rarely emits eos and would otherwise run to max_new_tokens
+    stop_at_title_end: bool = True
     # weights and activations while generating: bfloat16 halves the memory each decode step
     # reads and runs 2.5x faster on CPUs with avx512_bf16 / AMX; "float32" for exact sums
     dtype: str = "bfloat16"
@@ -89,7 +95,7 @@ def complete(items: list[int], fallback: list[int], k: int) -> list[int]:
 
 
 class Generator:
-    """Runs the variants for one prompt. Tries are built once per domain."""
+    """Runs the variants for a batch of prompts. Tries are built once per domain."""
 
     def __init__(self, model, tokenizer, dataset: Dataset, cfg: GenerationConfig | None = None, titles: TitleIndex | None = None):
         self.model, self.tokenizer, self.dataset = model, tokenizer, dataset
@@ -97,6 +103,7 @@ class Generator:
         self.titles = titles or TitleIndex(dataset)
         self.eos_id = tokenizer.eos_token_id
         self._domain_tries: dict[int, TitleTrie] = {}
+        self._free_limits: tuple[frozenset, int] | None = None
 
     def domain_trie(self, domain: int) -> TitleTrie:
         if domain not in self._domain_tries:
@@ -108,13 +115,21 @@ class Generator:
         items = [int(i) for i in candidates if i >= 0]
         return TitleTrie.from_items(self.tokenizer, [self.dataset.item_titles[i] for i in items], items)
 
-    def _beams(self, prompt_ids: list[int], trie: TitleTrie | None, prefilled):
-        c = self.cfg
-        return beam_search(self.model, prompt_ids, self.eos_id, c.num_beams, c.max_new_tokens, trie, c.length_penalty,
-                           prefilled=prefilled)
+    def free_limits(self) -> tuple[frozenset, int]:
+        """(tokens that end a free answer, its longest length in tokens)."""
+        if self._free_limits is None:
+            c = self.cfg
+            if not c.stop_at_title_end:
+                self._free_limits = (frozenset(), c.max_new_tokens)
+            else:
+                texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+                stops = frozenset(i for i, t in enumerate(texts) if "\n" in t)
+                lengths = [len(ids) for ids in self.tokenizer(self.dataset.item_titles, add_special_tokens=False)["input_ids"]]
+                self._free_limits = (stops, min(c.max_new_tokens, max(lengths, default=0) + 2))
+        return self._free_limits
 
-    def run(self, prompt_text: str, domain: int, dual_graph_ranking: list[int], variants=VARIANTS) -> dict[str, Generation]:
-        c, ds = self.cfg, self.dataset
+    def _prompt_ids(self, prompt_text: str) -> list[int]:
+        c = self.cfg
         prompt_ids = self.tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
         context = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
         if context and len(prompt_ids) + c.max_new_tokens > context:
@@ -122,28 +137,49 @@ class Generator:
                 f"prompt of {len(prompt_ids)} tokens + {c.max_new_tokens} new tokens exceeds the model's context of"
                 f" {context}: lower PromptConfig.max_tokens"
             )
-        fallback = [int(i) for i in dual_graph_ranking]
-        prefilled = prefill(self.model, prompt_ids)  # the prompt runs once for every variant
-        out: dict[str, Generation] = {}
-        if "free" in variants or "refined" in variants:
-            hyps = self._beams(prompt_ids, None, prefilled)
-            texts = [self.tokenizer.decode(h.tokens, skip_special_tokens=True).strip() for h in hyps]
-            items = [self.titles.match(t) for t in texts]
-            outputs = flag_outputs(texts, items, ds.item_domain, domain)
-            if "free" in variants:
-                out["free"] = Generation("free", outputs, complete(items, fallback, c.top_k))
-            if "refined" in variants:
-                grounded = self.titles.ground(texts)
-                refined, fell_back = refine(grounded, ds.item_domain, domain, fallback, c.refine_m)
-                g_outputs = flag_outputs(texts, grounded, ds.item_domain, domain)
-                out["refined"] = Generation("refined", g_outputs, complete(refined, fallback, c.top_k), fell_back,
-                                            {"llm_items": [] if fell_back else refined})
-        for variant in ("constrained", "candidates"):
-            if variant not in variants:
-                continue
-            trie = self.domain_trie(domain) if variant == "constrained" else self.candidate_trie(fallback[: c.candidates])
-            hyps = self._beams(prompt_ids, trie, prefilled)
-            texts = [self.tokenizer.decode(h.tokens, skip_special_tokens=True).strip() for h in hyps]
+        return prompt_ids
+
+    def run(self, prompt_text: str, domain: int, dual_graph_ranking: list[int], variants=VARIANTS) -> dict[str, Generation]:
+        return self.run_many([(prompt_text, domain, dual_graph_ranking)], variants)[0]
+
+    def run_many(self, jobs: list[tuple[str, int, list[int]]], variants=VARIANTS) -> list[dict[str, Generation]]:
+        """For each (prompt text, target domain, dual-graph ranking): {variant: Generation}.
+        Each prompt is prefilled once for all its variants, and every search of every prompt
+        is stepped together (urllm/llm/beam.py `beam_searches`)."""
+        c = self.cfg
+        stops, free_max = self.free_limits() if {"free", "refined"} & set(variants) else (frozenset(), c.max_new_tokens)
+        searches, plan = [], []  # plan: (job, variant searched, its trie) per search
+        for j, (prompt_text, domain, ranking) in enumerate(jobs):
+            prefilled = prefill(self.model, self._prompt_ids(prompt_text))  # the prompt runs once for every variant
+            if "free" in variants or "refined" in variants:
+                searches.append(Search(prefilled, self.eos_id, c.num_beams, free_max, None, c.length_penalty, stops))
+                plan.append((j, "free", None))
+            for variant in ("constrained", "candidates"):
+                if variant in variants:
+                    fallback = [int(i) for i in ranking]
+                    trie = self.domain_trie(domain) if variant == "constrained" else self.candidate_trie(fallback[: c.candidates])
+                    searches.append(Search(prefilled, self.eos_id, c.num_beams, c.max_new_tokens, trie, c.length_penalty))
+                    plan.append((j, variant, trie))
+        out: list[dict[str, Generation]] = [{} for _ in jobs]
+        hyps_of = beam_searches(self.model, searches, batched=c.batch_lines > 1)
+        for (j, variant, _), hyps in zip(plan, hyps_of):
+            _, domain, ranking = jobs[j]
+            out[j] |= self._generations(variant, hyps, domain, [int(i) for i in ranking], variants)
+        return out
+
+    def _generations(self, searched: str, hyps, domain: int, fallback: list[int], variants) -> dict[str, Generation]:
+        c, ds = self.cfg, self.dataset
+        texts = [self.tokenizer.decode(h.tokens, skip_special_tokens=True).strip() for h in hyps]
+        if searched != "free":
             items = [h.items[0] if h.items else None for h in hyps]
-            out[variant] = Generation(variant, flag_outputs(texts, items, ds.item_domain, domain), complete(items, fallback, c.top_k))
+            return {searched: Generation(searched, flag_outputs(texts, items, ds.item_domain, domain), complete(items, fallback, c.top_k))}
+        out = {}
+        items = [self.titles.match(t) for t in texts]
+        if "free" in variants:
+            out["free"] = Generation("free", flag_outputs(texts, items, ds.item_domain, domain), complete(items, fallback, c.top_k))
+        if "refined" in variants:
+            grounded = self.titles.ground(texts)
+            refined, fell_back = refine(grounded, ds.item_domain, domain, fallback, c.refine_m)
+            out["refined"] = Generation("refined", flag_outputs(texts, grounded, ds.item_domain, domain),
+                                        complete(refined, fallback, c.top_k), fell_back, {"llm_items": [] if fell_back else refined})
         return out

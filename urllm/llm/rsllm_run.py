@@ -33,7 +33,7 @@ from urllm.llm.rsllm import (
     Projector, RSLLMConfig, build_soft_prompt, choose_placeholder, encode_unified, generate_from_soft_prompt,
     title_token_ids, train_rsllm)
 from urllm.llm.stage2 import answer_rates, sample_lines
-from urllm.metrics import summarize
+from urllm.stats import summarize_with_stats
 
 PROJECTORS = "projectors.safetensors"
 
@@ -78,9 +78,10 @@ def _projectors(id_dim: int, llm_dim: int) -> tuple[Projector, Projector]:
 
 
 def train_and_evaluate(dataset: Dataset, model, tokenizer, vectors: dict[str, torch.Tensor], test_top: torch.Tensor,
-                       lines: list[int], cfg: RSLLMRunConfig, progress=None) -> RSLLMResult:
+                       lines: list[int], cfg: RSLLMRunConfig, progress=None, ranker=None) -> RSLLMResult:
     """Fine-tune RSLLM on `model` (a fresh base LM, wrapped with LoRA here) and score it on
-    the test `lines` against the dual-graph lists `test_top`."""
+    the test `lines` against the dual-graph lists `test_top` (full ranks with `ranker`,
+    an evaluation.CompletedRanks)."""
     from urllm.seed import seed_everything
 
     seed_everything(cfg.seed)
@@ -97,21 +98,33 @@ def train_and_evaluate(dataset: Dataset, model, tokenizer, vectors: dict[str, to
     report |= {"placeholder": placeholder, "id_dim": id_table.shape[1], "llm_dim": projector.llm_dim,
                "examples": len(unified)}
     result = RSLLMResult(peft_model, projector, user_projector, report, {}, {})
-    result.metrics, result.records = evaluate(dataset, result, tokenizer, vectors, test_top, lines, cfg, placeholder, progress)
+    result.metrics, result.records = evaluate(dataset, result, tokenizer, vectors, test_top, lines, cfg, placeholder, progress,
+                                              ranker)
     return result
 
 
 def evaluate(dataset: Dataset, result: RSLLMResult, tokenizer, vectors: dict[str, torch.Tensor], test_top: torch.Tensor,
-             lines: list[int], cfg: RSLLMRunConfig, placeholder: str, progress=None) -> tuple[dict, dict]:
+             lines: list[int], cfg: RSLLMRunConfig, placeholder: str, progress=None, ranker=None) -> tuple[dict, dict]:
     """Constrained generation after each line's soft prompt; metrics as URLLM's variants
-    (ranks in the top_k list, plus ood/valid/dup rates) and one record per line."""
+    (full ranks with `ranker`, else ranks in the top_k list; intervals and the paired
+    difference to the dual-graph list; ood/valid/dup rates) and one record per line
+    (with "rank", the target's rank)."""
     gen = cfg.generation
     model = for_generation(result.model, gen)
     generator = Generator(model, tokenizer, dataset, gen)  # for its per-domain title tries
     builder = PromptBuilder(dataset, tokenizer, cfg.prompt)
     id_table = vectors["items"].to(model.get_input_embeddings().weight.device)
     examples = dataset.splits["test"]
-    ranks, domains, outputs, records = [], [], [], {}
+    ranks, dual_ranks, domains, outputs, records = [], [], [], [], {}
+    if ranker is not None:
+        ranker.prepare(lines)
+
+    def rank(line: int, ranking: list[int]) -> float:
+        target = examples[line].target
+        if ranker is not None:
+            return float(ranker.rank(line, ranking))
+        return ranking.index(target) + 1 if target in ranking else float("inf")
+
     for line in progress(lines) if progress else lines:
         ex = examples[line]
         soft = build_soft_prompt(builder, ex.history, ex.domain, placeholder=placeholder)
@@ -121,13 +134,16 @@ def evaluate(dataset: Dataset, result: RSLLMResult, tokenizer, vectors: dict[str
         texts = [tokenizer.decode(h.tokens, skip_special_tokens=True).strip() for h in hyps]
         items = [h.items[0] if h.items else None for h in hyps]
         flagged = flag_outputs(texts, items, dataset.item_domain, ex.domain)
-        ranking = complete(items, [int(i) for i in test_top[line] if i >= 0], gen.top_k)
-        ranks.append(ranking.index(ex.target) + 1 if ex.target in ranking else float("inf"))
+        dual = [int(i) for i in test_top[line] if i >= 0]
+        ranking = complete(items, dual, gen.top_k)
+        ranks.append(rank(line, ranking))
+        dual_ranks.append(rank(line, dual[: gen.top_k]))
         domains.append(ex.domain)
         outputs += flagged
         records[str(line)] = {"ranking": ranking, "fell_back": False, "outputs": [dataclasses.asdict(o) for o in flagged],
-                              "tokens": soft.prompt.tokens, "soft_tokens": len(soft.soft_positions)}
-    metrics = summarize(np.array(ranks, dtype=float), np.array(domains), dataset.domains)
+                              "tokens": soft.prompt.tokens, "soft_tokens": len(soft.soft_positions), "rank": ranks[-1]}
+    metrics = summarize_with_stats(np.array(ranks, dtype=float), np.array(domains), dataset.domains,
+                                   np.array(dual_ranks, dtype=float), cfg.seed)
     metrics["overall"] |= answer_rates(outputs)
     return metrics, records
 
@@ -158,4 +174,5 @@ def load(base_model, run_subdir: Path):
 
 
 def write_results(path: Path, lines: list[int], result: RSLLMResult) -> None:
-    atomic_write_json(path, {"lines": lines, "metrics": result.metrics, "records": result.records})
+    ranks = [result.records[str(line)]["rank"] for line in lines]
+    atomic_write_json(path, {"lines": lines, "metrics": result.metrics, "ranks": ranks, "records": result.records})

@@ -80,30 +80,52 @@ def step(decoder, cache: SharedPrefixCache, input_ids: torch.Tensor) -> torch.Te
     """Feed input_ids [B, T] (B = beams, already reordered) after the prompt and the
     tokens generated so far; appends their keys/values to the cache and returns the
     final-norm hidden state of the last position [B, hidden]."""
+    return step_many(decoder, [cache], [input_ids])[0]
+
+
+def step_many(decoder, caches: list[SharedPrefixCache], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`step` for several searches at once, each over its own prompt: inputs[i] [B_i, T]
+    (the same T) goes after caches[i]. The projections and MLPs run once over all
+    sum(B_i) rows; attention runs per search against its own prompt and tokens."""
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-    b, t = input_ids.shape
-    if cache.suffix is not None and cache.suffix[0][0].shape[0] != b:
-        raise ValueError(f"{b} beams fed but the cache holds {cache.suffix[0][0].shape[0]}")
-    start = cache.prompt_length + cache.generated
+    t = inputs[0].shape[1]
+    sizes = [x.shape[0] for x in inputs]
+    for cache, b in zip(caches, sizes):
+        if cache.suffix is not None and cache.suffix[0][0].shape[0] != b:
+            raise ValueError(f"{b} beams fed but the cache holds {cache.suffix[0][0].shape[0]}")
+    input_ids = torch.cat(inputs) if len(inputs) > 1 else inputs[0]
+    rows, n = input_ids.shape[0], len(caches)
     hidden = decoder.embed_tokens(input_ids)
-    positions = torch.arange(start, start + t, device=input_ids.device).unsqueeze(0).expand(b, t)
+    starts = [c.prompt_length + c.generated for c in caches]
+    positions = torch.cat([torch.arange(s, s + t, device=input_ids.device).unsqueeze(0).expand(b, t)
+                           for s, b in zip(starts, sizes)])
     cos, sin = decoder.rotary_emb(hidden, positions)
-    new_suffix = []
+    bounds = [0]
+    for b in sizes:
+        bounds.append(bounds[-1] + b)
+    new_suffix: list[list] = [[] for _ in range(n)]
     for i, layer in enumerate(decoder.layers):
         attn = layer.self_attn
         x = layer.input_layernorm(hidden)
-        q = attn.q_proj(x).view(b, t, -1, attn.head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(b, t, -1, attn.head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(b, t, -1, attn.head_dim).transpose(1, 2)
+        q = attn.q_proj(x).view(rows, t, -1, attn.head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(rows, t, -1, attn.head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(rows, t, -1, attn.head_dim).transpose(1, 2)
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
-        if cache.suffix is not None:
-            old_k, old_v = cache.suffix[i]
-            k, v = torch.cat([old_k, k], dim=2), torch.cat([old_v, v], dim=2)
-        new_suffix.append((k, v))
-        prefix_k, prefix_v = cache.prefix[i]
-        out = _attend(q, prefix_k, prefix_v, k, v, attn.scaling)
-        hidden = hidden + attn.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+        outs = []
+        for j, cache in enumerate(caches):
+            lo, hi = bounds[j], bounds[j + 1]
+            kj, vj = k[lo:hi], v[lo:hi]
+            if cache.suffix is not None:
+                old_k, old_v = cache.suffix[i]
+                kj, vj = torch.cat([old_k, kj], dim=2), torch.cat([old_v, vj], dim=2)
+            new_suffix[j].append((kj, vj))
+            prefix_k, prefix_v = cache.prefix[i]
+            outs.append(_attend(q[lo:hi], prefix_k, prefix_v, kj, vj, attn.scaling))
+        out = torch.cat(outs) if n > 1 else outs[0]
+        hidden = hidden + attn.o_proj(out.transpose(1, 2).reshape(rows, t, -1))
         hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
-    cache.suffix = new_suffix
-    return decoder.norm(hidden[:, -1])
+    for cache, suffix in zip(caches, new_suffix):
+        cache.suffix = suffix
+    last = decoder.norm(hidden[:, -1])
+    return list(last.split(sizes)) if n > 1 else [last]

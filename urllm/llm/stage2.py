@@ -23,7 +23,7 @@ from urllm.llm.finetune import LoraTrainConfig, TrainExample, encode_example
 from urllm.llm.generate import VARIANTS, GenerationConfig, Generator
 from urllm.llm.prompt import PromptBuilder, PromptConfig, answer_text
 from urllm.llm.refine import fuse
-from urllm.metrics import summarize
+from urllm.stats import summarize_with_stats
 from urllm.retrieval import RetrievalConfig, build_domain_indexes
 
 
@@ -34,7 +34,7 @@ FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # candidates for the LLM's wei
 class Stage2Config:
     k: int = 1  # neighbours shown in evaluation prompts (0: none)
     train_lines: int = 200  # training lines turned into LoRA examples (seeded sample)
-    eval_lines: int = 100  # test lines generated for (seeded sample, the same for every variant)
+    eval_lines: int = 0  # test lines generated for: 0 = all, else a seeded sample (the same for every variant)
     seed: int = 0
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
@@ -76,7 +76,8 @@ def answer_rates(outputs) -> dict[str, float]:
 
 
 def sample_lines(n_total: int, n: int, seed: int) -> list[int]:
-    if n >= n_total:
+    """`n` line indexes drawn with `seed`, sorted; every line when n is 0 or at least n_total."""
+    if n <= 0 or n >= n_total:
         return list(range(n_total))
     return sorted(np.random.default_rng(seed).choice(n_total, n, replace=False).tolist())
 
@@ -112,22 +113,55 @@ def evaluate_lines(
     progress=None,
     split: str = "test",
     fusion_weight: float | None = None,
+    ranker=None,
 ) -> tuple[dict, list[LineResult]]:
     """Metrics of every variant (and of the dual-graph list `top` of the split) on the
-    given lines; with `fusion_weight`, also of the full pipeline ("urllm")."""
+    given lines; with `fusion_weight`, also of the full pipeline ("urllm"). `ranker`
+    (evaluation.CompletedRanks) gives full ranks; without it a list ranks only its own items."""
     examples = dataset.splits[split]
     results = []
-    for line in progress(lines) if progress else lines:
-        ex = examples[line]
-        nbrs = neighbours.query(split, line, k)
-        prompt = builder.build(ex.history, ex.domain, neighbours.sequences(nbrs))
-        ranking = [int(i) for i in top[line] if i >= 0]
-        results.append(LineResult(line, nbrs, prompt.tokens, prompt.sections, generator.run(prompt.text, ex.domain, ranking, variants)))
-    return score_results(dataset, results, top, generator.cfg.top_k, split, fusion_weight), results
+    batch = max(1, generator.cfg.batch_lines)
+    chunks = [lines[s : s + batch] for s in range(0, len(lines), batch)]
+    bar = progress(lines) if progress else None  # advanced by hand: lines are generated a batch at a time
+    for chunk in chunks:
+        jobs, meta = [], []
+        for line in chunk:
+            ex = examples[line]
+            nbrs = neighbours.query(split, line, k)
+            prompt = builder.build(ex.history, ex.domain, neighbours.sequences(nbrs))
+            jobs.append((prompt.text, ex.domain, [int(i) for i in top[line] if i >= 0]))
+            meta.append((line, nbrs, prompt))
+        for (line, nbrs, prompt), gens in zip(meta, generator.run_many(jobs, variants)):
+            results.append(LineResult(line, nbrs, prompt.tokens, prompt.sections, gens))
+        if bar is not None and hasattr(bar, "update"):
+            bar.update(len(chunk))
+    if bar is not None and hasattr(bar, "close"):
+        bar.close()
+    return score_results(dataset, results, top, generator.cfg.top_k, split, fusion_weight, ranker), results
 
 
 def _rank_in(ranking: list[int], target: int) -> float:
     return float(ranking.index(target) + 1) if target in ranking else float("inf")
+
+
+def line_ranks(dataset: Dataset, results: list[LineResult], top: torch.Tensor, top_k: int, split: str = "test",
+               fusion_weight: float | None = None, ranker=None) -> dict[str, list[float]]:
+    """Per method ("dual_graph", "urllm_<variant>", "urllm" with a fusion weight), the
+    target's rank on each result's line: full ranks with `ranker`, else its position in
+    the top-K list (inf when absent)."""
+    examples = dataset.splits[split]
+
+    def rank(r: LineResult, ranking: list[int]) -> float:
+        return float(ranker.rank(r.line, ranking)) if ranker is not None else _rank_in(ranking, examples[r.line].target)
+
+    if ranker is not None:
+        ranker.prepare([r.line for r in results])
+    out = {"dual_graph": [rank(r, [int(i) for i in top[r.line][:top_k] if i >= 0]) for r in results]}
+    for v in results[0].generations if results else []:
+        out[f"urllm_{v}"] = [rank(r, r.generations[v].ranking) for r in results]
+    if fusion_weight is not None and results and "refined" in results[0].generations:
+        out["urllm"] = [rank(r, pipeline_ranking(r, top, fusion_weight, top_k)) for r in results]
+    return out
 
 
 def pipeline_ranking(result: LineResult, top: torch.Tensor, weight: float, top_k: int) -> list[int]:
@@ -155,23 +189,20 @@ def choose_fusion_weight(dataset: Dataset, results: list[LineResult], top: torch
 
 
 def score_results(dataset: Dataset, results: list[LineResult], top: torch.Tensor, top_k: int, split: str = "test",
-                  fusion_weight: float | None = None) -> dict:
+                  fusion_weight: float | None = None, ranker=None, seed: int = 0) -> dict:
+    """Every method of `line_ranks` with its metrics, 95% intervals and paired difference
+    to the dual-graph list on the same lines (urllm.stats), plus the LLM answer rates."""
     examples = dataset.splits[split]
     domains = np.array([examples[r.line].domain for r in results])
-    out = {}
-    dual = [_rank_in([int(i) for i in top[r.line][:top_k]], examples[r.line].target) for r in results]
-    out["dual_graph"] = summarize(np.array(dual), domains, dataset.domains)
-    variants = results[0].generations.keys() if results else []
-    for v in variants:
-        ranks = np.array([_rank_in(r.generations[v].ranking, examples[r.line].target) for r in results])
-        metrics = summarize(ranks, domains, dataset.domains)
-        metrics["overall"] |= answer_rates([o for r in results for o in r.generations[v].outputs])
+    ranks = line_ranks(dataset, results, top, top_k, split, fusion_weight, ranker)
+    reference = np.array(ranks["dual_graph"])
+    out = {m: summarize_with_stats(np.array(r), domains, dataset.domains, reference, seed) for m, r in ranks.items()}
+    for v in results[0].generations if results else []:
+        overall = out[f"urllm_{v}"]["overall"]
+        overall |= answer_rates([o for r in results for o in r.generations[v].outputs])
         if v == "refined":
-            metrics["overall"]["fallback_rate"] = sum(r.generations[v].fell_back for r in results) / max(1, len(results))
-        out[f"urllm_{v}"] = metrics
-    if fusion_weight is not None and "refined" in variants:
-        ranks = np.array([_rank_in(pipeline_ranking(r, top, fusion_weight, top_k), examples[r.line].target) for r in results])
-        out["urllm"] = summarize(ranks, domains, dataset.domains)
+            overall["fallback_rate"] = sum(r.generations[v].fell_back for r in results) / max(1, len(results))
+    if "urllm" in out:
         out["urllm"]["overall"] |= {"fusion_weight": fusion_weight} | {
             m: out["urllm_refined"]["overall"][m] for m in ("ood_rate", "valid_rate", "dup_rate", "fallback_rate")}
     return out
