@@ -1,5 +1,6 @@
 """Overview: the run's dataset in figures, the test metrics of every method and LLM variant
-(overall and per target domain), the training curves of the stage-1 models and of the
+(overall and per target domain, with 95% intervals and the paired difference to dual_graph,
+every method on the same lines), the training curves of the stage-1 models and of the
 LoRA fine-tune, and what each stage of train.py cost. An incomplete run shows what its
 finished stages hold and names the missing ones."""
 from __future__ import annotations
@@ -8,8 +9,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from urllm.case_study import METRIC_COLUMNS, metric_rows
-from urllm.ui import guard, sidebar
+from urllm.case_study import metric_rows
+from urllm.runs import LEGACY_NOTE
+from urllm.stats import REFERENCE
+from urllm.ui import guard, metric_tables, metrics_frame, sidebar
 
 # train.py's stages, in the order it runs them
 STAGES = ("data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
@@ -53,24 +56,25 @@ else:
 
 # ---- metrics ---------------------------------------------------------------------------
 st.header("Test metrics")
-metrics = run.metrics
-if not metrics:
+if not run.metrics:
     st.info("No metrics yet: train.py writes them into the manifest once every stage has finished.")
 else:
-    number = st.column_config.NumberColumn(format="%.4f")
+    groups = guard(metric_tables, run)
+    legacy = any(g.legacy for g in groups)
+    if legacy:
+        st.info(LEGACY_NOTE)
+    if not groups:
+        st.info("No test line was scored by every method (line_ranks.json), so no metrics to compare.")
     scopes = ["overall", *run.domains]
-    for tab, scope in zip(st.tabs(scopes), scopes):
-        rows = metric_rows(metrics, scope)
-        table = pd.DataFrame(rows).set_index("method").dropna(axis=1, how="all")  # the LLM rates exist overall only
-        tab.dataframe(table, column_config={c: number for c in METRIC_COLUMNS}, placeholder="–")
-    sampled = {m: v["overall"]["n"] for m, v in metrics.items() if m.startswith("urllm")}
-    if sampled:
-        n_test = max(v["overall"]["n"] for v in metrics.values())
-        st.caption(f"HR/NDCG/MRR over the held-out target of each test line. The LLM variants and the full pipeline (urllm*) are scored on the "
-                   f"generation stage's sample of {max(sampled.values())} of the {n_test} test lines (column n), the other "
-                   "methods on every test line: compare them on the same sample on the Evaluation page. "
-                   "ood_rate / valid_rate / dup_rate: share of LLM answers naming an item of the other domain / any "
-                   "catalogue item / an item already answered.")
+    for group in groups:
+        for tab, scope in zip(st.tabs(scopes), scopes):
+            metrics_frame(tab, metric_rows(group.metrics, scope))  # the LLM rates exist overall only
+        st.caption(group.caption)
+    st.caption("HR/NDCG/MRR over the held-out target of each test line"
+               + ("; " if legacy else f", with the 95% interval of a bootstrap over lines, and the paired difference "
+                  f"to {REFERENCE} on the same lines with its sign-flip test's p-value; ")
+               + "ood_rate / valid_rate / dup_rate: share of LLM answers naming an item of the other domain / any "
+               "catalogue item / an item already answered.")
 
 # ---- training curves -------------------------------------------------------------------
 st.header("Training curves")

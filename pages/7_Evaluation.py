@@ -1,8 +1,10 @@
-"""Evaluation: the test metrics of every method per target domain, how often each LLM
-variant names an item of the wrong domain (or no item, or the same item twice), the effect
-of the number of retrieved neighbours, a per-user table of results with filters and a link
-that opens the user on the Generation page, and the case-study export (JSON and a
-self-contained HTML page) of the user picked in the sidebar."""
+"""Evaluation: the test metrics of every method per target domain, with 95% intervals and
+the paired difference to dual_graph, every method on the same lines (and rescored on the
+lines the per-user filters select); how often each LLM variant names an item of the wrong
+domain (or no item, or the same item twice); the effect of the number of retrieved
+neighbours; a per-user table of results with filters and a link that opens the user on
+the Generation page; and the case-study export (JSON and a self-contained HTML page) of
+the user picked in the sidebar."""
 from __future__ import annotations
 
 import json
@@ -14,8 +16,9 @@ import streamlit as st
 
 from urllm.case_study import ANSWER_RATES, RANK_METRICS, case_study, case_study_html, metric_rows, ordered_methods
 from urllm.figures import DOMAIN_COLOURS, sequence_graph
-from urllm.runs import filter_lines
-from urllm.ui import guard, line_table, need, sidebar
+from urllm.runs import LEGACY_NOTE, filter_lines
+from urllm.stats import REFERENCE
+from urllm.ui import guard, line_table, metric_tables, metrics_frame, need, sidebar
 
 st.set_page_config(page_title="Evaluation · URLLM Studio", layout="wide")
 sel = sidebar()
@@ -24,25 +27,48 @@ st.title("Evaluation")
 need(run, "dual_graph", "rankings to evaluate")
 
 # ---- metrics per method and domain -----------------------------------------------------
+st.header("Metrics per method")
 metrics = run.metrics
+metric = st.selectbox("metric", RANK_METRICS, index=RANK_METRICS.index("HR@10"), key="_ev_metric")
+scopes = ["overall", *run.domains]
+colours = {"overall": "#7f7f7f"} | dict(zip(run.domains, DOMAIN_COLOURS))  # domains as on the other pages
+
+
+def bar_chart(group) -> None:
+    """The metric per method and scope, error bars from the 95% intervals."""
+    rows = []
+    for scope in scopes:
+        for r in metric_rows(group.metrics, scope, (metric,)):
+            lo, hi = group.metrics[r["method"]][scope].get("ci95", {}).get(metric) or (None, None)
+            rows.append({"method": r["method"], "scope": scope, metric: r[metric], "n": r["n"],
+                         "plus": None if hi is None else hi - r[metric], "minus": None if lo is None else r[metric] - lo})
+    bars = pd.DataFrame(rows)
+    errors = {"error_y": "plus", "error_y_minus": "minus"} if bars["plus"].notna().any() else {}
+    fig = px.bar(bars, x="method", y=metric, color="scope", barmode="group", hover_data=["n"], **errors,
+                 category_orders={"method": ordered_methods(group.metrics)}, color_discrete_map=colours)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10))
+    st.plotly_chart(fig)
+
+
 if not metrics:
     st.info("No metrics yet: train.py writes them into the manifest once every stage has finished.")
 else:
-    st.header("Metrics per method")
-    metric = st.selectbox("metric", RANK_METRICS, index=RANK_METRICS.index("HR@10"), key="_ev_metric")
-    bars = pd.DataFrame([{"method": r["method"], "scope": scope, metric: r[metric], "n": r["n"]}
-                         for scope in ["overall", *run.domains] for r in metric_rows(metrics, scope)])
-    colours = {"overall": "#7f7f7f"} | dict(zip(run.domains, DOMAIN_COLOURS))  # domains as on the other pages
-    fig = px.bar(bars, x="method", y=metric, color="scope", barmode="group", hover_data=["n"],
-                 category_orders={"method": ordered_methods(metrics)}, color_discrete_map=colours)
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10))
-    st.plotly_chart(fig)
-    st.caption("n (hover): test lines scored. The LLM variants (urllm_*) are scored on the generation stage's sample "
-               "of test lines; a table further down compares them with dual_graph on that same sample.")
+    groups = guard(metric_tables, run)
+    if any(g.legacy for g in groups):
+        st.info(LEGACY_NOTE)
+    if not groups:
+        st.info("No test line was scored by every method (line_ranks.json), so no metrics to compare.")
+    for group in groups:
+        bar_chart(group)
+        for tab, scope in zip(st.tabs(scopes), scopes):
+            metrics_frame(tab, metric_rows(group.metrics, scope, (metric,), delta_ci=True))
+        st.caption(group.caption + ("" if group.legacy else
+                   f" Error bars and [lo, hi]: 95% bootstrap intervals over these lines; Δ: the paired difference to "
+                   f"{REFERENCE} on the same lines, with its interval and a sign-flip test's p-value."))
 
     st.header("LLM answers: out-of-domain, valid, duplicate")
     rates = pd.DataFrame([{"variant": r["method"], "rate": rate, "share of answers": r[rate]}
-                          for r in metric_rows(metrics) for rate in ANSWER_RATES if r[rate] is not None])
+                          for r in metric_rows(metrics, columns=ANSWER_RATES) for rate in ANSWER_RATES if r[rate] is not None])
     if rates.empty:
         st.info("The run has no LLM variant metrics (no finished generation stage).")
     else:
@@ -56,15 +82,15 @@ else:
 # ---- retrieval k -------------------------------------------------------------------------
 per_k = run.generations.get("metrics", {})
 if per_k:
-    st.header("Effect of k, the neighbours in the prompt" if len(per_k) > 1 else "Methods on the generation sample")
-    methods = ordered_methods(next(iter(per_k.values())))
-    by_k = pd.DataFrame({f"{name} (k={k})": {m: per_k[k].get(m, {}).get("overall", {}).get(name) for m in methods}
-                          for name in ("HR@10", "ood_rate") for k in sorted(per_k, key=int)})
-    number = st.column_config.NumberColumn(format="%.4f")
-    st.dataframe(by_k.dropna(how="all"), placeholder="–", column_config={c: number for c in by_k})
-    sample = next(iter(per_k.values()))["dual_graph"]["overall"]["n"] if "dual_graph" in methods else "?"
-    st.caption(f"On the generation sample ({sample} test lines), dual_graph included for reference"
-               + ("." if len(per_k) > 1 else f"; the run generated with k = {next(iter(per_k))} only."))
+    st.header("Effect of k, the neighbours in the prompt" if len(per_k) > 1 else "Methods on the generation lines")
+    ks = sorted(per_k, key=int)
+    by_k = pd.concat([pd.DataFrame(metric_rows(per_k[k], columns=(metric, "ood_rate"))).set_index("method")
+                      .drop(columns="n").rename(columns=lambda c: f"{c} (k={k})") for k in ks], axis=1)
+    metrics_frame(st, by_k.dropna(how="all"))
+    sample = per_k[ks[0]].get("dual_graph", {}).get("overall", {}).get("n", "?")
+    st.caption(f"From generations.json: every number here, dual_graph included, is on the generation lines "
+               f"({sample} test lines), with the same intervals and paired tests as above"
+               + ("." if len(per_k) > 1 else f"; the run generated with k = {ks[0]} only."))
 
 # ---- per-user results ----------------------------------------------------------------------
 st.header("Per-user results")
@@ -82,7 +108,19 @@ shown.insert(0, "open", [f"Generation?{urlencode({'run': run.name, 'user': u, 'd
 st.dataframe(shown, hide_index=True, placeholder="–", column_config={
     "open": st.column_config.LinkColumn("open", display_text="Generation ↗", help="this user on the Generation page")})
 st.caption(f"{len(shown)} of {len(table)} test lines. Ranks are 1-based positions of the held-out target "
-           "(–: not in the list); <variant>_ood counts the answers naming an item of the other domain.")
+           "(–: not ranked, or the method was not scored on the line); <variant>_ood counts the answers naming an item "
+           "of the other domain.")
+if metrics and 0 < len(shown) < len(table):  # the filters pick a subset: rescore every method on it
+    st.subheader(f"{metric} on the lines shown")
+    subset = guard(metric_tables, run, shown["line"])
+    if run.line_ranks is None:
+        st.info("Rescoring a subset of lines needs the per-line ranks (line_ranks.json), which this run predates: "
+                "rerunning the same train.py command adds them.")
+    elif not subset:
+        st.info("No shown line was scored by every method.")
+    else:
+        metrics_frame(st, metric_rows(subset[0].metrics, "overall", (metric,), delta_ci=True))
+        st.caption(subset[0].caption + f" Rescored from line_ranks.json, with intervals and paired tests against {REFERENCE}.")
 
 # ---- case-study export ---------------------------------------------------------------------
 st.header("Case-study export")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import html
 
 from urllm.figures import DOMAIN_COLOURS
-from urllm.runs import Line, RunData
+from urllm.runs import Line, RunData, group_by_line_count
+from urllm.stats import REFERENCE
 
 METHOD_ORDER = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr",
                 "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm", "rsllm")
@@ -30,14 +31,45 @@ def ordered_methods(metrics: dict) -> list[str]:
     return [m for m in METHOD_ORDER if m in metrics] + [m for m in metrics if m not in METHOD_ORDER]
 
 
-def metric_rows(metrics: dict, scope: str = "overall") -> list[dict]:
-    """One row per method: its metrics on `scope` ("overall" or a domain name) and n, the
-    number of test lines it was scored on; None where a method has no such metric."""
+def ci_column(metric: str) -> str:
+    return f"{metric} 95% CI"
+
+
+def delta_column(metric: str) -> str:
+    return f"Δ {metric} vs {REFERENCE}"
+
+
+def p_column(metric: str) -> str:
+    return f"p ({metric})"
+
+
+def interval(pair) -> str | None:
+    return None if not pair else f"[{pair[0]:.4f}, {pair[1]:.4f}]"
+
+
+def metric_rows(metrics: dict, scope: str = "overall", columns=METRIC_COLUMNS, delta_ci: bool = False) -> list[dict]:
+    """One row per method: its `columns` on `scope` ("overall" or a domain name) and n, the
+    number of test lines it was scored on; each rank metric with its 95% interval "[lo, hi]"
+    and its paired difference to dual_graph and p-value (and the difference's interval with
+    `delta_ci`). None where the run has no such value: an older run has no intervals, and
+    dual_graph is the reference."""
     rows = []
     for method in ordered_methods(metrics):
         values = metrics[method].get(scope) if isinstance(metrics[method], dict) else None
-        if isinstance(values, dict):
-            rows.append({"method": method, **{c: values.get(c) for c in METRIC_COLUMNS}, "n": values.get("n")})
+        if not isinstance(values, dict):
+            continue
+        ci, vs = values.get("ci95") or {}, {} if method == REFERENCE else values.get("vs_dual_graph") or {}
+        row = {"method": method}
+        for c in columns:
+            row[c] = values.get(c)
+            if c in RANK_METRICS:
+                test = vs.get(c) or {}
+                row[ci_column(c)] = interval(ci.get(c))
+                row[delta_column(c)] = test.get("delta")
+                if delta_ci:
+                    row[f"{delta_column(c)} 95% CI"] = interval(test.get("ci95"))
+                row[p_column(c)] = test.get("p")
+        rows.append(row | {"n": values.get("n")})
     return rows
 
 
@@ -239,11 +271,12 @@ def case_study_html(study: dict, figure=None) -> str:
             parts.append(_outputs_html(s, variant, v))
 
     parts += _siblings_html(s)
-    if s["metrics"]:
-        rows = metric_rows(s["metrics"])
-        parts.append("<h2>Run metrics (all test lines; LLM variants on the generation sample)</h2>"
-                     + _table(["method", *METRIC_COLUMNS, "n"],
-                              [[_e(r["method"])] + [_num(r[c]) for c in (*METRIC_COLUMNS, "n")] for r in rows]))
+    for group in group_by_line_count(s["metrics"] or {}):
+        rows = metric_rows(group.metrics)
+        header = [c for c in rows[0] if c != "method" and any(r[c] is not None for r in rows)] if rows else []
+        line_set = next(iter(group.metrics.values())).get("lines", {}).get("set") or f"scored on {group.n} test lines"
+        parts.append(f"<h2>Run metrics ({_e(line_set)}, n = {group.n})</h2>"
+                     + _table(["method", *header], [[_e(r["method"])] + [_num(r[c]) for c in header] for r in rows]))
     if s["notes"]:
         parts.append("<h2>Notes</h2><ul>" + "".join(f'<li class="note">{_e(n)}</li>' for n in s["notes"]) + "</ul>")
 

@@ -59,6 +59,32 @@ def line_table(run: RunData):
     return _line_table(str(artifacts_dir()), run.name, _stamp(run.name))
 
 
+@st.cache_data(show_spinner="Rescoring the methods on these lines ...", max_entries=16)
+def _metric_tables(folder: str, name: str, stamp: float, lines: tuple[int, ...] | None):
+    return open_run(name).metric_tables(lines)
+
+
+def metric_tables(run: RunData, lines=None):
+    """RunData.metric_tables(lines), computed once per run and line set."""
+    return _metric_tables(str(artifacts_dir()), run.name, _stamp(run.name), None if lines is None else tuple(sorted({int(i) for i in lines})))
+
+
+def metrics_frame(container, rows) -> None:
+    """A table of urllm.case_study.metric_rows (or a frame of them indexed by method): a row
+    per method, numbers to 4 decimals, the columns no method has a value for left out (an
+    older run has no intervals)."""
+    import pandas as pd
+
+    if len(rows) == 0:
+        container.caption("No method was scored here.")
+        return
+    table = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows).set_index("method")
+    table = table.dropna(axis=1, how="all")
+    config = {c: st.column_config.NumberColumn(format="%+.4f" if c.startswith("Δ ") else "%.4f")
+              for c in table.columns if c != "n" and table[c].dtype.kind == "f"}
+    container.dataframe(table, column_config=config, placeholder="–")
+
+
 def guard(fn, *args, **kwargs):
     """Call fn; on a RunError (missing or corrupt file) show the message and stop the page."""
     try:
