@@ -1,20 +1,25 @@
 """The Overview and Evaluation pages and the case-study export: every method's metrics as
-in the manifest, training curves, an incomplete run, the per-user table with its filters
-and links, the JSON/HTML export (escaped, self-contained) and a corrupt generations.json."""
+in the manifest with intervals and paired tests, all on one line set (a run with a method
+scored on fewer lines, an older run without per-line ranks, a corrupt line_ranks.json),
+training curves, an incomplete run, the per-user table with its filters and links, metrics
+rescored on the filtered lines, the JSON/HTML export (escaped, self-contained) and a
+corrupt generations.json."""
 import base64
 import html
 import json
 import math
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
 from app_fixtures import copy_run, run_page, texts
-from urllm.case_study import case_study, case_study_html
-from urllm.runs import RunData
+from urllm.case_study import RANK_METRICS, case_study, case_study_html
+from urllm.runs import RunData, RunError, compare_same_lines
+from urllm.stats import compare
 
 OVERVIEW, EVALUATION = "pages/1_Overview.py", "pages/7_Evaluation.py"
 ORDER = ["pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr",
@@ -41,7 +46,10 @@ def traces(fig: dict) -> dict:
             return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
         return value
 
-    return {t["name"]: {k: unpack(v) for k, v in t.items()} for t in fig["data"]}
+    def unpack_all(value):
+        return {k: unpack(v) for k, v in value.items()} if isinstance(value, dict) and "bdata" not in value else unpack(value)
+
+    return {t["name"]: {k: unpack_all(v) for k, v in t.items()} for t in fig["data"]}
 
 
 def missing(value) -> bool:
@@ -63,23 +71,61 @@ def line_frame(at):
     return next(df.value for df in at.dataframe if "open" in df.value.columns)
 
 
+def interval(pair) -> str:
+    return f"[{pair[0]:.4f}, {pair[1]:.4f}]"
+
+
+def shown_ns(at) -> list[set]:
+    """The n column of every metrics table: one set per table."""
+    return [set(t["n"]) for t in metric_tables(at)]
+
+
+def altered(tmp_path, tiny_artifacts, change) -> Path:
+    """A copy of the tiny run with `change(folder, manifest)` applied to it (manifest saved after)."""
+    arts = copy_run(tiny_artifacts, tmp_path)
+    folder = arts / "tiny"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(folder, manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return arts
+
+
+def check_stats_row(table, method: str, values: dict, metric: str) -> None:
+    """A shown row: the metric, its interval, and (not for dual_graph, the reference) the
+    paired difference and p-value of `values` (a manifest-style scope)."""
+    assert table.loc[method, metric] == pytest.approx(values[metric])
+    assert table.loc[method, f"{metric} 95% CI"] == interval(values["ci95"][metric])
+    delta, p = table.loc[method, f"Δ {metric} vs dual_graph"], table.loc[method, f"p ({metric})"]
+    if method == "dual_graph":
+        assert missing(delta) and missing(p)
+    else:
+        assert delta == pytest.approx(values["vs_dual_graph"][metric]["delta"])
+        assert p == pytest.approx(values["vs_dual_graph"][metric]["p"]) and 0 < p <= 1
+
+
 # ---- Overview ----------------------------------------------------------------------------
-def test_overview_shows_every_method_of_the_manifest_with_its_values(tiny_artifacts, monkeypatch):
+def test_overview_shows_every_method_of_the_manifest_with_intervals_on_the_same_lines(tiny_artifacts, monkeypatch):
     run = tiny(tiny_artifacts)
     at = run_page(OVERVIEW, monkeypatch, tiny_artifacts, run="tiny")
     assert not at.exception
     assert [m.value for m in at.metric][:2] == ["120", "40"]  # users, art items
     tables = metric_tables(at)
     assert len(tables) == 1 + len(run.domains)  # overall, then one tab per domain
+    n_test = len(run.test_lines)
     for table, scope in zip(tables, ["overall", *run.domains]):
         assert list(table.index) == ORDER and set(ORDER) == set(run.metrics)
         for method in ORDER:
             want = run.metrics[method][scope]
-            for column in table.columns:
-                assert same(table.loc[method, column], want.get(column)), (scope, method, column)
-    assert tables[0].loc["urllm_refined", "n"] == run.metrics["urllm_refined"]["overall"]["n"] < tables[0].loc["pop", "n"]
+            for metric in RANK_METRICS:
+                check_stats_row(table, method, want, metric)
+            for column in ("ood_rate", "valid_rate", "dup_rate", "n"):
+                if column in table.columns:
+                    assert same(table.loc[method, column], want.get(column)), (scope, method, column)
+        # every method on the same lines: one n per table, every test line overall
+        assert set(table["n"]) == {run.metrics["pop"][scope]["n"]}
+    assert set(tables[0]["n"]) == {n_test}
     assert "ood_rate" in tables[0].columns and "ood_rate" not in tables[1].columns  # the rates exist overall only
-    assert "sample" in texts(at)
+    assert f"Every method on the same {n_test} test lines" in texts(at) and "predates" not in texts(at)
     stages = next(df.value for df in at.dataframe if "stage" in df.value.columns)
     assert list(stages["stage"]) == [s["name"] for s in run.manifest["stages"]]
 
@@ -116,7 +162,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     at = run_page(OVERVIEW, monkeypatch, arts, run="tiny")
     assert not at.exception
     warned = " ".join(w.value for w in at.warning)
-    assert "incomplete" in warned and "retrieval, lora, generation, rsllm, projections" in warned
+    assert "incomplete" in warned and "retrieval, lora, generation, rsllm, evaluation, projections" in warned
     assert list(metric_tables(at)[0].index) == ORDER[:5]
     assert "No LoRA curve" in texts(at)
     assert traces(figure(at, "dual_graph: training loss"))
@@ -129,7 +175,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
 
 
 # ---- Evaluation ----------------------------------------------------------------------------
-def test_evaluation_charts_hold_the_run_metrics(tiny_artifacts, monkeypatch):
+def test_evaluation_charts_hold_the_run_metrics_with_error_bars(tiny_artifacts, monkeypatch):
     run = tiny(tiny_artifacts)
     at = run_page(EVALUATION, monkeypatch, tiny_artifacts, run="tiny")
     assert not at.exception
@@ -138,12 +184,138 @@ def test_evaluation_charts_hold_the_run_metrics(tiny_artifacts, monkeypatch):
     assert set(bars) == {"overall", *run.domains}
     assert bars["overall"]["x"] == ORDER
     assert bars["office"]["y"] == pytest.approx([run.metrics[m]["office"]["HR@10"] for m in ORDER])
+    for scope, trace in bars.items():  # error bars: the 95% interval's ends
+        ci = [run.metrics[m][scope]["ci95"]["HR@10"] for m in ORDER]
+        values = [run.metrics[m][scope]["HR@10"] for m in ORDER]
+        assert trace["error_y"]["array"] == pytest.approx([hi - v for (_, hi), v in zip(ci, values)])
+        assert trace["error_y"]["arrayminus"] == pytest.approx([v - lo for (lo, _), v in zip(ci, values)])
     rates = traces(plotly_figures(at)[1])
     assert rates["ood_rate"]["y"] == pytest.approx([run.metrics[m]["overall"]["ood_rate"] for m in ORDER[5:]])
 
     at.selectbox(key="_ev_metric").select("MRR").run()
     assert not at.exception
     assert traces(plotly_figures(at)[0])["overall"]["y"] == pytest.approx([run.metrics[m]["overall"]["MRR"] for m in ORDER])
+
+
+def test_evaluation_tables_give_every_method_an_interval_and_a_paired_test_on_the_same_lines(tiny_artifacts, monkeypatch):
+    run = tiny(tiny_artifacts)
+    at = run_page(EVALUATION, monkeypatch, tiny_artifacts, run="tiny")
+    tables = metric_tables(at)
+    assert len(tables) == 1 + len(run.domains)
+    for table, scope in zip(tables, ["overall", *run.domains]):
+        assert list(table.index) == ORDER
+        for method in ORDER:
+            check_stats_row(table, method, run.metrics[method][scope], "HR@10")
+        assert table.loc["pop", "Δ HR@10 vs dual_graph 95% CI"] == interval(run.metrics["pop"][scope]["vs_dual_graph"]["HR@10"]["ci95"])
+    assert shown_ns(at) == [{len(run.test_lines)}] + [{sum(ln.domain == d for ln in run.test_lines)} for d in range(2)]
+    assert f"Every method on the same {len(run.test_lines)} test lines" in texts(at)
+
+
+def test_a_method_scored_on_fewer_lines_puts_every_method_on_the_common_lines(tmp_path, tiny_artifacts, monkeypatch):
+    keep = 20
+
+    def drop_lines(folder, manifest):  # urllm_constrained not scored past line 20; the manifest left as it was
+        table = json.loads((folder / "line_ranks.json").read_text())
+        table["methods"]["urllm_constrained"][keep:] = [None] * (len(table["lines"]) - keep)
+        (folder / "line_ranks.json").write_text(json.dumps(table))
+
+    arts = altered(tmp_path, tiny_artifacts, drop_lines)
+    run = tiny(arts)
+    assert np.isnan(run.line_ranks["urllm_constrained"][keep:]).all()
+    common = {m: r[:keep] for m, r in run.line_ranks.items()}
+    domains = np.array([ln.domain for ln in run.test_lines[:keep]])
+    want = compare(common, domains, run.domains, run.seed)  # urllm.stats on the 20 common lines
+    for page in (OVERVIEW, EVALUATION):
+        at = run_page(page, monkeypatch, arts, run="tiny")
+        assert not at.exception
+        tables = metric_tables(at)
+        assert shown_ns(at)[0] == {keep} and all(len(ns) == 1 for ns in shown_ns(at))
+        for method in ORDER:
+            check_stats_row(tables[0], method, want[method]["overall"], "HR@10")
+        assert f"Every method on the same {keep} test lines" in texts(at) and f"of the run's {len(run.test_lines)}" in texts(at)
+    # the per-user table shows every method's full rank, none where a method was not scored
+    frame = line_frame(at)
+    for method in ORDER:
+        ranks = [None if np.isnan(r) else int(r) for r in run.line_ranks[method]]
+        assert [None if missing(r) else int(r) for r in frame[f"{method}_rank"]] == ranks
+
+
+def test_an_older_run_never_sets_different_line_counts_side_by_side(tmp_path, tiny_artifacts, monkeypatch):
+    sample = 5
+
+    def make_old(folder, manifest):  # as train.py wrote runs before per-line ranks
+        (folder / "line_ranks.json").unlink()
+        (folder / "evaluation.json").unlink()
+        for method, values in manifest["metrics"].items():
+            values.pop("lines", None)
+            for scope in ["overall", "art", "office"]:
+                values[scope].pop("ci95"), values[scope].pop("vs_dual_graph")
+            if method.startswith("urllm") or method == "rsllm":
+                values["overall"]["n"] = sample
+
+    arts = altered(tmp_path, tiny_artifacts, make_old)
+    run = tiny(arts)
+    assert run.line_ranks is None
+    for page in (OVERVIEW, EVALUATION):
+        at = run_page(page, monkeypatch, arts, run="tiny")
+        assert not at.exception
+        assert "predates per-line ranks" in texts(at) and "Rerunning the same train.py command" in texts(at)
+        assert {frozenset(t.index) for t in metric_tables(at)} == {frozenset(ORDER[:5]), frozenset(ORDER[5:])}
+        assert all(len(ns) == 1 for ns in shown_ns(at))  # never two n's in one table
+        assert not any("HR@10 95% CI" in t.columns for t in metric_tables(at))  # no intervals to show
+    figures = plotly_figures(at)
+    assert len(figures) == 3  # a bar chart per line count, then the answer rates
+    assert [set(traces(f)["overall"]["x"]) for f in figures[:2]] == [set(ORDER[:5]), set(ORDER[5:])]
+    # a subset of lines cannot be rescored without per-line ranks: said, not guessed
+    at.multiselect(key="_ev_domains").set_value(["office"]).run()
+    assert not at.exception and "needs the per-line ranks" in texts(at)
+
+
+def test_evaluation_rescores_every_method_on_the_filtered_lines(tiny_artifacts, monkeypatch):
+    run = tiny(tiny_artifacts)
+    at = run_page(EVALUATION, monkeypatch, tiny_artifacts, run="tiny")
+    assert "on the lines shown" not in texts(at)  # every line shown: the tables above hold them
+    at.multiselect(key="_ev_domains").set_value(["office"]).run()
+    assert not at.exception
+    office = sum(ln.domain == 1 for ln in run.test_lines)
+    subset = metric_tables(at)[-1]
+    assert set(subset["n"]) == {office}
+    for method in ORDER:  # the office lines' overall is the run's office scope (same lines, same seed)
+        check_stats_row(subset, method, run.metrics[method]["office"], "HR@10")
+    assert f"Every method on the same {office} test lines: the {office} lines the filters select" in texts(at)
+
+
+def test_a_corrupt_line_ranks_file_is_named(tmp_path, tiny_artifacts, monkeypatch):
+    arts = copy_run(tiny_artifacts, tmp_path)
+    path = arts / "tiny" / "line_ranks.json"
+    path.write_text('{"methods": ')
+    for page in (EVALUATION, OVERVIEW):
+        at = run_page(page, monkeypatch, arts, run="tiny")
+        assert not at.exception
+        assert "line_ranks.json" in at.error[0].value and "corrupt" in at.error[0].value
+    for bad, why in [({"methods": {"pop": [1, 2]}}, "2 ranks for the run's 47 test lines"),
+                     ({"methods": {"pop": "123"}}, "not a list of numbers"), ({"lines": []}, "no 'methods'"),
+                     ({"methods": {"pop": [0] * 47}}, "below 1")]:
+        path.write_text(json.dumps(bad))
+        with pytest.raises(RunError, match="line_ranks.json") as err:
+            tiny(arts).line_ranks
+        assert why in str(err.value)
+
+
+def test_rescoring_on_common_lines_matches_urllm_stats():
+    """The app's one-pass rescoring gives urllm.stats.compare's numbers (and the manifest's)."""
+    rng = np.random.default_rng(3)
+    n = 120
+    ranks = {m: rng.integers(1, 60, n).astype(float) for m in ("pop", "dual_graph", "urllm")}
+    ranks["urllm"][:30] = np.nan  # scored on 90 lines only
+    domains = rng.integers(0, 2, n)
+    want = compare(ranks, domains, ("a", "b"), seed=5)
+    keep = ~np.isnan(ranks["urllm"])
+    got = compare_same_lines({m: r[keep] for m, r in ranks.items()}, domains[keep], ("a", "b"), seed=5)
+    for method in ranks:
+        for scope in ("overall", "a", "b"):
+            for key in ("n", "ci95", "vs_dual_graph", *RANK_METRICS):
+                assert got[method][scope][key] == want[method][scope][key], (method, scope, key)
 
 
 def test_evaluation_compares_the_retrieval_ks(tiny_artifacts, monkeypatch):
@@ -257,15 +429,22 @@ def test_case_study_of_an_evaluated_line(tiny_artifacts):
     assert study["siblings"]["llm4cdsr"]["profile"]["text"] == run.profile(line)["text"]
     page = case_study_html(study)
     assert "<h2>Sibling methods</h2>" in page and "RSLLM" in page
+    assert f"<h2>Run metrics (every test line, n = {len(run.test_lines)})</h2>" in page  # one table: one line set
+    assert "HR@10 95% CI" in page and html.escape(interval(run.metrics["pop"]["overall"]["ci95"]["HR@10"])) in page
     assert html.escape(run.profile(line)["text"]) in page
 
     without = case_study(run, line, k=0)
     assert without["neighbours"] == [] and without["prompt"]["sections"] == gens["records"][str(line.index)]["0"]["prompt"]
 
 
-def test_case_study_of_a_line_without_generations_says_so(tiny_artifacts):
-    run = tiny(tiny_artifacts)
-    line = next(ln for ln in run.test_lines if ln.index not in run.generations["lines"])
+def test_case_study_of_a_line_without_generations_says_so(tmp_path, tiny_artifacts):
+    arts = copy_run(tiny_artifacts, tmp_path)  # every test line is generated for: drop one line's record
+    gens = json.loads((arts / "tiny" / "generations.json").read_text())
+    gens["lines"].remove(3)
+    del gens["records"]["3"]
+    (arts / "tiny" / "generations.json").write_text(json.dumps(gens))
+    run = tiny(arts)
+    line = run.test_lines[3]
     study = case_study(run, line)
     assert study["prompt"] is None and study["outputs"] is None
     assert "No precomputed prompt" in study["notes"][0]
