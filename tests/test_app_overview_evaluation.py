@@ -18,7 +18,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 
 from app_fixtures import copy_run, run_page, texts
 from urllm.case_study import RANK_METRICS, case_study, case_study_html
-from urllm.runs import RunData, RunError, compare_same_lines
+from urllm.runs import RunData, RunError
 from urllm.stats import compare
 
 OVERVIEW, EVALUATION = "pages/1_Overview.py", "pages/7_Evaluation.py"
@@ -300,22 +300,6 @@ def test_a_corrupt_line_ranks_file_is_named(tmp_path, tiny_artifacts, monkeypatc
         with pytest.raises(RunError, match="line_ranks.json") as err:
             tiny(arts).line_ranks
         assert why in str(err.value)
-
-
-def test_rescoring_on_common_lines_matches_urllm_stats():
-    """The app's one-pass rescoring gives urllm.stats.compare's numbers (and the manifest's)."""
-    rng = np.random.default_rng(3)
-    n = 120
-    ranks = {m: rng.integers(1, 60, n).astype(float) for m in ("pop", "dual_graph", "urllm")}
-    ranks["urllm"][:30] = np.nan  # scored on 90 lines only
-    domains = rng.integers(0, 2, n)
-    want = compare(ranks, domains, ("a", "b"), seed=5)
-    keep = ~np.isnan(ranks["urllm"])
-    got = compare_same_lines({m: r[keep] for m, r in ranks.items()}, domains[keep], ("a", "b"), seed=5)
-    for method in ranks:
-        for scope in ("overall", "a", "b"):
-            for key in ("n", "ci95", "vs_dual_graph", *RANK_METRICS):
-                assert got[method][scope][key] == want[method][scope][key], (method, scope, key)
 
 
 def test_evaluation_compares_the_retrieval_ks(tiny_artifacts, monkeypatch):

@@ -54,7 +54,7 @@ def test_tiny_run_manifest_has_every_method_and_hashed_files(tiny_run):
     assert m["metrics"]["rsllm"]["n_test_lines"] == len(gens["lines"])
     names = [s["name"] for s in m["stages"]]
     assert names == ["data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
-                     "generation", "rsllm", "projections"]
+                     "generation", "rsllm", "evaluation", "projections"]
     for stage in m["stages"]:
         for f in stage["files"]:
             assert file_record(out / f["path"], out) == f  # sha256 and size match the file on disk
@@ -62,11 +62,58 @@ def test_tiny_run_manifest_has_every_method_and_hashed_files(tiny_run):
     assert "total" in done.stdout  # the closing table of stage times
 
 
+def test_every_method_on_every_test_line_with_intervals_and_paired_tests(tiny_run):
+    """The tiny run scores every method on all its test lines: one line count, one rank per
+    line and method in line_ranks.json, and for every scope a 95% interval around the
+    value and the paired difference to the dual-graph model."""
+    out, _, _ = tiny_run
+    m = json.loads((out / "manifest.json").read_text())
+    data = json.loads((out / "data.json").read_text())
+    n_test = len(data["lines"]["test"])
+    table = json.loads((out / "line_ranks.json").read_text())
+    assert table["lines"] == list(range(n_test)) and set(table["methods"]) == METHODS
+    for method, ranks in table["methods"].items():
+        assert len(ranks) == n_test and all(isinstance(r, int) and r >= 1 for r in ranks), method
+    assert json.loads((out / "evaluation.json").read_text()) == m["metrics"]
+    for method, res in m["metrics"].items():
+        assert res["n_test_lines"] == n_test and res["lines"] == {"set": "every test line", "n": n_test, "of": n_test}
+        for part in ("overall", "art", "office"):
+            for name in ("HR@1", "HR@10", "NDCG@10", "MRR"):
+                lo, hi = res[part]["ci95"][name]
+                assert lo <= res[part][name] <= hi, (method, part, name)
+                test = res[part]["vs_dual_graph"][name]
+                assert test["delta"] == pytest.approx(res[part][name] - m["metrics"]["dual_graph"][part][name], abs=1e-5)
+                assert 0 < test["p"] <= 1
+    ranks = table["methods"]
+    mrr = sum(1 / r for r in ranks["dual_graph"]) / n_test
+    assert m["metrics"]["dual_graph"]["overall"]["MRR"] == pytest.approx(mrr, abs=1e-6)  # the table gives the metrics
+    if m["metrics"]["urllm"]["overall"]["fusion_weight"] == 0.0:  # weight 0: the pipeline IS the dual-graph list
+        assert ranks["urllm"] == ranks["dual_graph"]
+        assert m["metrics"]["urllm"]["overall"]["vs_dual_graph"]["MRR"] == {"delta": 0.0, "p": 1.0, "ci95": [0.0, 0.0]}
+
+
+def test_a_sample_of_lines_puts_every_method_on_that_sample(tmp_path):
+    """llm.eval_lines=5: the LLM methods are scored on 5 seeded test lines, and then so is
+    every method in the manifest (the full-split stage-1 ranks stay in line_ranks.json)."""
+    out = tmp_path / "sampled"
+    done = train(out, "--set", "llm.eval_lines=5", "--set", "llm.ks=1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    m = json.loads((out / "manifest.json").read_text())
+    table = json.loads((out / "line_ranks.json").read_text())
+    scored = [i for i, r in enumerate(table["methods"]["urllm_free"]) if r is not None]
+    assert len(scored) == 5 and scored == json.loads((out / "generations.json").read_text())["lines"]
+    assert all(r is not None for r in table["methods"]["pop"])
+    for method, res in m["metrics"].items():
+        assert res["overall"]["n"] == 5 and res["lines"]["n"] == 5 and "5 test lines" in res["lines"]["set"], method
+    hr = sum(table["methods"]["pop"][i] <= 10 for i in scored) / 5
+    assert m["metrics"]["pop"]["overall"]["HR@10"] == pytest.approx(hr)
+
+
 def test_rerun_reuses_every_stage_and_other_config_is_refused(tiny_run):
     out, _, _ = tiny_run
     again = train(out)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.count("unchanged, reused") == 12  # every stage
+    assert again.stdout.count("unchanged, reused") == 13  # every stage
     other = train(out, "--set", "fit.epochs=1")
     assert other.returncode == 2 and "another config" in other.stderr and "fit" in other.stderr
 

@@ -48,8 +48,9 @@ def _matrix(values: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
 
 def _counts(n: int, resamples: int, seed: int) -> np.ndarray:
     """[resamples, n] how often each line is drawn in each bootstrap resample."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    flat = (draws + np.arange(resamples)[:, None] * n).ravel()  # one bincount for every resample at once
+    return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float64)
 
 
 def _interval(means: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +88,7 @@ def paired_test(a: dict[str, np.ndarray], b: dict[str, np.ndarray], seed: int = 
     d = xa - xb
     observed = d.mean(axis=0)
     rng = np.random.default_rng(seed)
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(flips, n))
+    signs = (rng.integers(0, 2, size=(flips, n), dtype=np.int8) * 2 - 1).astype(np.float64)
     flipped = np.abs(signs @ d / n)
     # a tolerance so float rounding of equal sums does not count as "smaller"
     extreme = (flipped >= np.abs(observed) - 1e-12).sum(axis=0)
@@ -107,24 +108,45 @@ def _rounded(x: float) -> float:
     return round(float(x), 6)
 
 
+def _tables(ranks_by_method: dict[str, np.ndarray], domains: np.ndarray, domain_names, reference: np.ndarray | None,
+            seed: int) -> dict:
+    """Per method, per scope ("overall" and each domain): the metrics, n, "ci95" and, with
+    the reference's ranks on the same lines, "vs_dual_graph". One bootstrap and one paired
+    test per scope serve every method (same resamples, one matrix product), so 11 methods
+    on 2,000 lines take well under a second rather than one test per method."""
+    domains = np.asarray(domains)
+    out: dict = {m: {} for m in ranks_by_method}
+    scopes = [("overall", np.ones(len(domains), bool))] + [(name, domains == d) for d, name in enumerate(domain_names)]
+    for scope, mask in scopes:
+        n = int(mask.sum())
+        values = {(m, k): v for m, r in ranks_by_method.items() for k, v in line_values(np.asarray(r, np.float64)[mask]).items()}
+        if n == 0:  # a domain without lines: no interval to give
+            for m in out:
+                out[m][scope] = {k: 0.0 for k in METRIC_NAMES} | {"n": 0}
+            continue
+        ci = bootstrap_ci(values, seed)
+        test = {}
+        if reference is not None:
+            ref = line_values(np.asarray(reference, np.float64)[mask])
+            test = paired_test(values, {(m, k): ref[k] for m, k in values}, seed)
+        for m in ranks_by_method:
+            part = {k: _rounded(values[m, k].mean()) for k in METRIC_NAMES} | {"n": n}
+            part["ci95"] = {k: [_rounded(x) for x in ci[m, k]] for k in METRIC_NAMES}
+            if test:
+                part["vs_dual_graph"] = {k: {"delta": _rounded(test[m, k]["delta"]), "p": _rounded(test[m, k]["p"]),
+                                             "ci95": [_rounded(x) for x in test[m, k]["ci95"]]} for k in METRIC_NAMES}
+            out[m][scope] = part
+    for m in out:
+        out[m]["n_test_lines"] = int(len(domains))
+    return out
+
+
 def summarize_with_stats(ranks: np.ndarray, domains: np.ndarray, domain_names, reference: np.ndarray | None = None,
                          seed: int = 0) -> dict:
-    """{"overall": {...}, <domain>: {...}, "n_test_lines": n}, each scope holding the
-    metrics, n, "ci95" {metric: [lo, hi]} and, given the reference method's ranks on the
-    same lines, "vs_dual_graph" {metric: {"delta", "p", "ci95"}}."""
-    ranks, domains = np.asarray(ranks, np.float64), np.asarray(domains)
-    out: dict = {}
-    for scope, mask in [("overall", np.ones(len(ranks), bool))] + [(name, domains == d) for d, name in enumerate(domain_names)]:
-        values = line_values(ranks[mask])
-        part = {m: _rounded(v.mean()) if len(v) else 0.0 for m, v in values.items()} | {"n": int(mask.sum())}
-        part["ci95"] = {m: [_rounded(lo), _rounded(hi)] for m, (lo, hi) in bootstrap_ci(values, seed).items()}
-        if reference is not None:
-            test = paired_test(values, line_values(np.asarray(reference, np.float64)[mask]), seed)
-            part["vs_dual_graph"] = {m: {"delta": _rounded(t["delta"]), "p": _rounded(t["p"]),
-                                         "ci95": [_rounded(x) for x in t["ci95"]]} for m, t in test.items()}
-        out[scope] = part
-    out["n_test_lines"] = int(len(ranks))
-    return out
+    """{"overall": {...}, <domain>: {...}, "n_test_lines": n} of one method, each scope
+    holding the metrics, n, "ci95" {metric: [lo, hi]} and, given the reference method's
+    ranks on the same lines, "vs_dual_graph" {metric: {"delta", "p", "ci95"}}."""
+    return _tables({"method": ranks}, domains, domain_names, reference, seed)["method"]
 
 
 def compare(ranks_by_method: dict[str, np.ndarray], domains: np.ndarray, domain_names, seed: int = 0,
@@ -132,10 +154,8 @@ def compare(ranks_by_method: dict[str, np.ndarray], domains: np.ndarray, domain_
     """Every method's metrics with intervals, and its paired difference to `reference`, on
     the lines EVERY method was scored on (NaN ranks mark lines a method lacks)."""
     keep = common_lines(ranks_by_method)
-    ref = np.asarray(ranks_by_method[reference], np.float64)[keep] if reference in ranks_by_method else None
-    out = {}
-    for method, ranks in ranks_by_method.items():
-        r = np.asarray(ranks, np.float64)[keep]
-        out[method] = summarize_with_stats(r, np.asarray(domains)[keep], domain_names, ref, seed)
-        out[method]["lines"] = {"set": line_set, "n": int(keep.sum()), "of": int(len(keep))}
+    ranks = {m: np.asarray(r, np.float64)[keep] for m, r in ranks_by_method.items()}
+    out = _tables(ranks, np.asarray(domains)[keep], domain_names, ranks.get(reference), seed)
+    for m in out:
+        out[m]["lines"] = {"set": line_set, "n": int(keep.sum()), "of": int(len(keep))}
     return out

@@ -42,7 +42,7 @@ from peft import PeftModel
 from torch import nn
 
 from urllm.llm import shared_prefix
-from urllm.llm.beam import Hypothesis, beam_search
+from urllm.llm.beam import Hypothesis, Search, beam_searches
 from urllm.llm.finetune import LoraTrainConfig, TrainExample, train_lora
 from urllm.llm.prompt import Prompt, PromptBuilder, chat_text, item_line
 from urllm.llm.trie import TitleTrie
@@ -363,10 +363,15 @@ def generate_from_soft_prompt(model, projector: Projector, id_table: torch.Tenso
                               trie: TitleTrie | None, num_beams: int = 10, max_new_tokens: int = 48,
                               length_penalty: float = 1.0) -> list[Hypothesis]:
     """beam_search (constrained when `trie` is given) after the soft prompt."""
+    search = soft_prompt_search(model, projector, id_table, prompt, eos_id, trie, num_beams, max_new_tokens, length_penalty)
+    return beam_searches(model, [search], batched=False)[0]
+
+
+def soft_prompt_search(model, projector: Projector, id_table: torch.Tensor, prompt: SoftPrompt, eos_id: int,
+                       trie: TitleTrie | None, num_beams: int = 10, max_new_tokens: int = 48,
+                       length_penalty: float = 1.0) -> Search:
+    """The beam search of `generate_from_soft_prompt`, prefilled, to run with others in
+    `beam_searches` (several lines' searches share each forward pass)."""
     with torch.no_grad():
         embeds = embed_soft_prompt(model, projector, id_table, prompt)
-    prefilled = prefill_embeds(model, embeds)
-    # beam_search reads prompt_ids only to prefill when `prefilled` is None; the soft prompt's
-    # ids (placeholders at the soft positions) are the consistent stand-in
-    return beam_search(model, prompt.input_ids, eos_id, num_beams, max_new_tokens, trie, length_penalty,
-                       prefilled=prefilled)
+    return Search(prefill_embeds(model, embeds), eos_id, num_beams, max_new_tokens, trie, length_penalty)
