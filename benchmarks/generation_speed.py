@@ -81,7 +81,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run folder, e.g. artifacts/demo")
     parser.add_argument("--lines", type=int, default=50, help="seeded sample of test lines")
-    parser.add_argument("--batch", type=int, default=8, help="lines searched together")
+    parser.add_argument("--batch", type=int, default=16, help="lines searched together")
     parser.add_argument("--k", type=int, default=None, help="neighbours in the prompt (default: the run's)")
     parser.add_argument("--hf", action="store_true", help="also time HF generate on the same lines")
     parser.add_argument("--skip-old", action="store_true", help="skip the one-line search to max_new_tokens")

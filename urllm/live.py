@@ -26,8 +26,8 @@ def _config(cls, values: dict | None, **changes):
 
 
 class LiveModel:
-    def __init__(self, run: RunData, model, tokenizer):
-        self.run, self.model, self.tokenizer = run, model, tokenizer
+    def __init__(self, run: RunData, model, tokenizer, tuned: bool = False):
+        self.run, self.model, self.tokenizer, self.tuned = run, model, tokenizer, tuned
         llm = run.config.get("llm", {})
         self.dataset = run.dataset()
         self.prompt_config = _config(PromptConfig, llm.get("prompt"))
@@ -55,13 +55,9 @@ class LiveModel:
 
         if torch.cuda.is_available():  # the app on a GPU machine generates there
             model = model.to("cuda")
-        live = cls(run, model, tok)
-        for_generation(model, live.generation_config)  # the dtype the run generated with
+        live = cls(run, model, tok, tuned=hasattr(model, "peft_config"))
+        live.model = for_generation(model, live.generation_config)  # as the run generated: dtype, adapter folded in
         return live
-
-    @property
-    def tuned(self) -> bool:
-        return hasattr(self.model, "peft_config")
 
     def prompt(self, line: Line, neighbours: list[tuple[int, float]], max_tokens: int | None = None) -> Prompt:
         builder = self.builder

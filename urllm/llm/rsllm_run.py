@@ -111,7 +111,7 @@ def evaluate(dataset: Dataset, result: RSLLMResult, tokenizer, vectors: dict[str
     difference to the dual-graph list; ood/valid/dup rates) and one record per line
     (with "rank", the target's rank)."""
     gen = cfg.generation
-    model = for_generation(result.model, gen)
+    model = for_generation(result.model, dataclasses.replace(gen, merge_adapter=False))  # the adapter is saved after this
     generator = Generator(model, tokenizer, dataset, gen)  # for its per-domain title tries
     builder = PromptBuilder(dataset, tokenizer, cfg.prompt)
     id_table = vectors["items"].to(model.get_input_embeddings().weight.device)

@@ -65,10 +65,10 @@ def _attend(q, prefix_k, prefix_v, k, v, scaling: float) -> torch.Tensor:
     q_by_head = q.permute(1, 0, 2, 3).reshape(hkv, b * g * t, d)
     scores_p = (q_by_head @ prefix_k[0].transpose(1, 2)).view(hkv, b, g * t, p).permute(1, 0, 2, 3)
     scores_s = q @ k.transpose(2, 3)  # [B, Hkv, G*T, S]
-    # query position i (of the T new ones) sees generated positions up to s - t + i
-    rows = torch.arange(t, device=q.device).repeat(g)
-    future = torch.arange(s, device=q.device)[None, :] > (s - t + rows)[:, None]
-    scores_s = scores_s.masked_fill(future, float("-inf"))
+    if t > 1:  # query position i (of the T new ones) sees generated positions up to s - t + i
+        rows = torch.arange(t, device=q.device).repeat(g)
+        future = torch.arange(s, device=q.device)[None, :] > (s - t + rows)[:, None]
+        scores_s = scores_s.masked_fill(future, float("-inf"))
     weights = torch.softmax(torch.cat([scores_p, scores_s], dim=-1).float() * scaling, dim=-1).to(q.dtype)
     w_p, w_s = weights[..., :p], weights[..., p:]
     out_p = (w_p.permute(1, 0, 2, 3).reshape(hkv, b * g * t, p) @ prefix_v[0]).view(hkv, b, g * t, d).permute(1, 0, 2, 3)
