@@ -115,8 +115,8 @@ def case_study(run: RunData, line: Line, k: int | None = None) -> dict:
 
     record = run.generations.get("records", {}).get(str(line.index), {}).get(str(k))
     if record is None:
-        notes.append(f"No precomputed prompt or generations for this line with k={k}: the generation stage "
-                     "ran on a sample of the test lines (the Generation page can run it live).")
+        notes.append(f"No precomputed prompt or generations for this line with k={k}: the generation stage ran "
+                     "with other k values or on a sample of the test lines (the Generation page can run it live).")
         return study
     study["prompt"] = {"sections": record["prompt"], "tokens": record["tokens"], "total_tokens": sum(record["tokens"].values())}
     study["outputs"] = {variant: _answers(run, line, record["variants"][variant])

@@ -76,9 +76,10 @@ def _tiny() -> RunConfig:
 def _demo() -> RunConfig:
     cfg = RunConfig()
     cfg.fit = FitConfig(epochs=8, patience=2)
-    cfg.llm = LLMConfig(train_lines=120, valid_lines=40, ks=[1], prompt=PromptConfig(max_tokens=384),
+    cfg.llm = LLMConfig(train_lines=120, valid_lines=80, ks=[1], prompt=PromptConfig(max_tokens=384),
                         lora=LoraTrainConfig(steps=40, batch_size=4), generation=GenerationConfig(num_beams=5))
-    # RSLLM and the profiles are sized so that `make demo` stays near 20 minutes on 2 cores
+    # every LLM variant and RSLLM on all 400 test lines; RSLLM and the profiles are sized so
+    # that `make demo` stays under 20 minutes on 2 cores
     cfg.rsllm = RSLLMConfig(text_steps=8, unified_steps=16, batch_size=2, warmup=2)
     cfg.profiles = ProfileConfig(train_users=12, test_lines=8)
     return cfg
@@ -144,6 +145,11 @@ def resolve(profile: str, overrides: list[str]) -> RunConfig:
     cfg.dual_graph.validate()
     cfg.fit.validate()
     cfg.llm.retrieval.validate()
+    cfg.llm.generation.validate()
+    for name in ("eval_lines", "valid_lines"):
+        if getattr(cfg.llm, name) < 0:
+            raise ValueError(f"llm.{name}={getattr(cfg.llm, name)}: must be >= 0 (0: every test line for eval_lines, "
+                             "no validation lines for valid_lines)")
     cfg.llm.lora.validate()
     cfg.rsllm.validate()
     cfg.profiles.validate()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -306,7 +307,7 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str, graphs) -> 
         top_k = llm.generation.top_k
         # the pipeline's fusion weight, chosen on validation lines with the main k
         main_k = llm.k if llm.k in llm.ks else llm.ks[0]
-        weight, grid = 0.0, {}
+        weight, grid, valid_results = 0.0, {}, []
         if llm.valid_lines and ds.splits["valid"]:
             valid = sample_lines(len(ds.splits["valid"]), llm.valid_lines, cfg.seed)
             _, valid_results = evaluate_lines(ds, generator, builder, neighbours, rankings["valid_top"], valid, main_k,
@@ -314,10 +315,12 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str, graphs) -> 
             weight, grid = choose_fusion_weight(ds, valid_results, rankings["valid_top"], top_k, llm.fusion_weights)
         lines = sample_lines(len(ds.splits["test"]), llm.eval_lines, cfg.seed)
         ranker = dual_graph_ranker(ds, run_dir, graphs)
-        per_k, records, ranks = {}, {}, {}
+        per_k, records, ranks, seconds = {}, {}, {}, {}
         for k in llm.ks:
+            start = time.perf_counter()
             metrics, results = evaluate_lines(ds, generator, builder, neighbours, test_top, lines, k,
                                               progress=_bar(f"test lines, k={k}"), fusion_weight=weight, ranker=ranker)
+            seconds[str(k)] = round(time.perf_counter() - start, 1)
             per_k[str(k)] = metrics
             ranks[str(k)] = line_ranks(ds, results, test_top, top_k, fusion_weight=weight, ranker=ranker)
             for r in results:
@@ -332,7 +335,9 @@ def llm_stages(cfg: RunConfig, ds: Dataset, run: Run, upstream: str, graphs) -> 
                                                           "records": records})
         main = per_k[str(main_k)]
         return {"files": [run_dir / "generations.json"],
-                "summary": {"lines": len(lines), "fusion_weight": weight, "HR@10_urllm": round(main["urllm"]["overall"]["HR@10"], 4),
+                "summary": {"lines": len(lines), "valid_lines": len(valid_results) if llm.valid_lines else 0,
+                            "test_lines_per_s": round(len(lines) * len(seconds) / max(sum(seconds.values()), 1e-9), 2),
+                            "fusion_weight": weight, "HR@10_urllm": round(main["urllm"]["overall"]["HR@10"], 4),
                             "HR@10_dual_graph": round(main["dual_graph"]["overall"]["HR@10"], 4)}}
 
     gen_inputs = {"llm": {k: _asdict(getattr(llm, k)) for k in ("k", "ks", "eval_lines", "valid_lines", "fusion_weights", "generation")},
@@ -364,6 +369,7 @@ def rsllm_stage(cfg: RunConfig, ds: Dataset, graphs):
                 "summary": {"lines": len(lines), "unified_loss_last": round(report["unified_stage"]["curve"][-1]["loss"], 3)
                             if report["unified_stage"]["curve"] else None,
                             "train_s": round(report["text_stage"]["seconds"] + report["unified_stage"]["seconds"], 1),
+                            "test_lines_per_s": round(len(lines) / max(report["eval_s"], 1e-9), 2),
                             "HR@10": round(result.metrics["overall"]["HR@10"], 4)}}
 
     return build

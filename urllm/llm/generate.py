@@ -42,6 +42,13 @@ class GenerationConfig:
     # fold a LoRA adapter into the weights before generating: one product per projection
     # instead of three (same model; bfloat16 rounds the folded sums slightly differently)
     merge_adapter: bool = True
+
+    def validate(self) -> None:
+        for name in ("num_beams", "max_new_tokens", "top_k", "candidates", "refine_m", "batch_lines"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"GenerationConfig.{name}={getattr(self, name)!r}: must be >= 1")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"GenerationConfig.dtype={self.dtype!r}: expected float32, bfloat16 or float16")
     # weights and activations while generating: bfloat16 halves the memory each decode step
     # reads and runs 2.5x faster on CPUs with avx512_bf16 / AMX; "float32" for exact sums
     dtype: str = "bfloat16"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,8 +100,10 @@ def train_and_evaluate(dataset: Dataset, model, tokenizer, vectors: dict[str, to
     report |= {"placeholder": placeholder, "id_dim": id_table.shape[1], "llm_dim": projector.llm_dim,
                "examples": len(unified)}
     result = RSLLMResult(peft_model, projector, user_projector, report, {}, {})
+    start = time.perf_counter()
     result.metrics, result.records = evaluate(dataset, result, tokenizer, vectors, test_top, lines, cfg, placeholder, progress,
                                               ranker)
+    result.report["eval_s"] = round(time.perf_counter() - start, 1)
     return result
 
 
