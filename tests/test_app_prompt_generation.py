@@ -41,8 +41,24 @@ def evaluated_line(run: RunData):
     return run.test_lines[run.generations["lines"][0]]
 
 
-def unevaluated_line(run: RunData):
-    return next(ln for ln in run.test_lines if ln.index not in run.generations["lines"])
+def with_unevaluated_line(tiny_artifacts, tmp_path):
+    """(artifacts, run, line): a copy of the tiny run in which one test line has no
+    precomputed generations and no RSLLM record. train.py now generates for every test
+    line; a run made with llm.eval_lines=N has such lines, and the app must handle them."""
+    arts = copy_run(tiny_artifacts, tmp_path)
+    folder = arts / "tiny"
+    for name in ("generations.json", "rsllm.json"):
+        data = json.loads((folder / name).read_text())
+        line = data["lines"][-1]
+        at = data["lines"].index(line)
+        data["lines"].pop(at)
+        data["records"].pop(str(line))
+        ranks = data.get("ranks", {})
+        for per_method in ([ranks] if name == "rsllm.json" else [r for per_k in ranks.values() for r in per_k.values()]):
+            per_method.pop(at)
+        (folder / name).write_text(json.dumps(data))
+    run = RunData.open("tiny", arts)
+    return arts, run, run.test_lines[line]
 
 
 def run_k(run: RunData) -> int:
@@ -143,9 +159,9 @@ def test_generation_page_shows_precomputed_outputs_without_running_the_model(tin
     assert "user profile by the base LLM" in " ".join(c.value for c in blocks[LLM4CDSR].caption)
 
 
-def test_generation_live_button_shows_what_the_live_model_generates(tiny, live, tiny_artifacts, monkeypatch):
-    line = unevaluated_line(tiny)
-    at = run_page(GENERATION, monkeypatch, tiny_artifacts, **url(tiny, line))
+def test_generation_live_button_shows_what_the_live_model_generates(tiny, live, tiny_artifacts, tmp_path, monkeypatch):
+    arts, _, line = with_unevaluated_line(tiny_artifacts, tmp_path)
+    at = run_page(GENERATION, monkeypatch, arts, **url(tiny, line))
     assert not at.exception
     assert "did not evaluate this line" in at.info[0].value
     assert list(method_blocks(at)) == [LLM4CDSR, "Dual-graph (stage 1)"]  # RSLLM has no record of this line
@@ -169,10 +185,9 @@ def test_generation_live_button_shows_what_the_live_model_generates(tiny, live, 
 
 
 def test_generation_without_lora_uses_the_untuned_base_model_and_says_so(tiny_artifacts, tmp_path, monkeypatch):
-    arts = copy_run(tiny_artifacts, tmp_path)
+    arts, run, line = with_unevaluated_line(tiny_artifacts, tmp_path)
     shutil.rmtree(arts / "tiny" / "lora")
-    run = RunData.open("tiny", arts)
-    at = run_page(GENERATION, monkeypatch, arts, **url(run, unevaluated_line(run)))
+    at = run_page(GENERATION, monkeypatch, arts, **url(run, line))
     assert not at.exception and "untuned base model" in at.warning[0].value
     at.button(key="_gen_live").click().run()
     assert not at.exception
@@ -186,9 +201,8 @@ def test_a_prompt_too_long_for_the_model_is_a_message(tiny_artifacts, tmp_path, 
         raise PromptTooLong("prompt of 3000 tokens + 12 new tokens exceeds the model's context of 2048")
 
     monkeypatch.setattr(LiveModel, "generate", too_long)
-    arts = copy_run(tiny_artifacts, tmp_path)  # another folder: no cached result of an earlier test
-    run = RunData.open("tiny", arts)
-    at = run_page(GENERATION, monkeypatch, arts, **url(run, unevaluated_line(run)))
+    arts, run, line = with_unevaluated_line(tiny_artifacts, tmp_path)  # another folder: no cached result of an earlier test
+    at = run_page(GENERATION, monkeypatch, arts, **url(run, line))
     at.button(key="_gen_live").click().run()
     assert not at.exception
     assert "does not fit the model" in at.error[0].value and "context of 2048" in at.error[0].value
@@ -245,11 +259,12 @@ def test_plain_variants_and_method_columns(tiny):
     assert columns[-1].outputs == [] and len(columns[-1].ranking) == 10
 
 
-def test_stored_record_takes_exactly_the_asked_k(tiny):
+def test_stored_record_takes_exactly_the_asked_k(tiny, tiny_artifacts, tmp_path):
     line = evaluated_line(tiny)
     assert tiny.precomputed(line, run_k(tiny)) == tiny.precomputed(line)
     assert tiny.precomputed(line, 5) is None  # no k=5 record: no other k instead
-    assert tiny.precomputed(unevaluated_line(tiny), run_k(tiny)) is None
+    _, run, missing = with_unevaluated_line(tiny_artifacts, tmp_path)
+    assert run.precomputed(missing, run_k(run)) is None and tiny.precomputed(missing, run_k(tiny)) is not None
 
 
 def test_prompt_helpers():
