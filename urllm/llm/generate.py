@@ -79,8 +79,7 @@ def for_generation(model, cfg: GenerationConfig):
     training: the fine-tune itself runs in float32. Use the returned model."""
     import torch
 
-    if cfg.dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"GenerationConfig.dtype={cfg.dtype!r}: expected float32, bfloat16 or float16")
+    cfg.validate()
     if cfg.merge_adapter and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     return model.to(getattr(torch, cfg.dtype)).eval()

@@ -34,7 +34,7 @@ from urllm.llm.prompt import PromptBuilder, PromptConfig, answer_text
 from urllm.llm.rsllm import (
     Projector, RSLLMConfig, build_soft_prompt, choose_placeholder, encode_unified, soft_prompt_search, title_token_ids,
     train_rsllm)
-from urllm.llm.stage2 import answer_rates, sample_lines
+from urllm.llm.stage2 import answer_rates, batches, sample_lines
 from urllm.stats import summarize_with_stats
 
 PROJECTORS = "projectors.safetensors"
@@ -129,16 +129,13 @@ def evaluate(dataset: Dataset, result: RSLLMResult, tokenizer, vectors: dict[str
             return float(ranker.rank(line, ranking))
         return ranking.index(target) + 1 if target in ranking else float("inf")
 
-    bar = progress(lines) if progress else None  # advanced by hand: lines are searched a batch at a time
-    batch = max(1, gen.batch_lines)
-    for start in range(0, len(lines), batch):
-        chunk = lines[start : start + batch]
+    for chunk in batches(lines, gen.batch_lines, progress):
         softs = [build_soft_prompt(builder, examples[line].history, examples[line].domain, placeholder=placeholder)
                  for line in chunk]
         searches = [soft_prompt_search(model, result.projector, id_table, soft, tokenizer.eos_token_id,
                                        generator.domain_trie(examples[line].domain), gen.num_beams, gen.max_new_tokens,
                                        gen.length_penalty) for line, soft in zip(chunk, softs)]
-        for line, soft, hyps in zip(chunk, softs, beam_searches(model, searches, batched=batch > 1)):
+        for line, soft, hyps in zip(chunk, softs, beam_searches(model, searches, batched=gen.batch_lines > 1)):
             ex = examples[line]
             texts = [tokenizer.decode(h.tokens, skip_special_tokens=True).strip() for h in hyps]
             items = [h.items[0] if h.items else None for h in hyps]
@@ -151,10 +148,6 @@ def evaluate(dataset: Dataset, result: RSLLMResult, tokenizer, vectors: dict[str
             outputs += flagged
             records[str(line)] = {"ranking": ranking, "fell_back": False, "outputs": [dataclasses.asdict(o) for o in flagged],
                                   "tokens": soft.prompt.tokens, "soft_tokens": len(soft.soft_positions), "rank": ranks[-1]}
-        if bar is not None and hasattr(bar, "update"):
-            bar.update(len(chunk))
-    if bar is not None and hasattr(bar, "close"):
-        bar.close()
     metrics = summarize_with_stats(np.array(ranks, dtype=float), np.array(domains), dataset.domains,
                                    np.array(dual_ranks, dtype=float), cfg.seed)
     metrics["overall"] |= answer_rates(outputs)

@@ -82,6 +82,18 @@ def sample_lines(n_total: int, n: int, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(n_total, n, replace=False).tolist())
 
 
+def batches(lines: list[int], size: int, progress=None):
+    """`lines` in chunks of `size`; `progress` (a tqdm-like factory) is advanced per chunk."""
+    bar = progress(lines) if progress else None
+    for start in range(0, len(lines), max(1, size)):
+        chunk = lines[start : start + max(1, size)]
+        yield chunk
+        if hasattr(bar, "update"):
+            bar.update(len(chunk))
+    if hasattr(bar, "close"):
+        bar.close()
+
+
 def training_examples(dataset: Dataset, builder: PromptBuilder, neighbours: Neighbours, cfg: Stage2Config) -> list[TrainExample]:
     """LoRA examples: each sampled training line with its nearest neighbour (never the user)."""
     out = []
@@ -120,10 +132,7 @@ def evaluate_lines(
     (evaluation.CompletedRanks) gives full ranks; without it a list ranks only its own items."""
     examples = dataset.splits[split]
     results = []
-    batch = max(1, generator.cfg.batch_lines)
-    chunks = [lines[s : s + batch] for s in range(0, len(lines), batch)]
-    bar = progress(lines) if progress else None  # advanced by hand: lines are generated a batch at a time
-    for chunk in chunks:
+    for chunk in batches(lines, generator.cfg.batch_lines, progress):
         jobs, meta = [], []
         for line in chunk:
             ex = examples[line]
@@ -133,10 +142,6 @@ def evaluate_lines(
             meta.append((line, nbrs, prompt))
         for (line, nbrs, prompt), gens in zip(meta, generator.run_many(jobs, variants)):
             results.append(LineResult(line, nbrs, prompt.tokens, prompt.sections, gens))
-        if bar is not None and hasattr(bar, "update"):
-            bar.update(len(chunk))
-    if bar is not None and hasattr(bar, "close"):
-        bar.close()
     return score_results(dataset, results, top, generator.cfg.top_k, split, fusion_weight, ranker), results
 
 
