@@ -1,6 +1,8 @@
 """RSLLM on a tiny random LM and a tiny random ID table: soft-token prompts, where the
 projected vectors land, the three losses and their gradients, two-stage training, and
 constrained generation from a prompt given as embeddings."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -257,7 +259,7 @@ def test_run_examples_pair_each_training_line_with_its_user_vector(setup):
 
 def test_run_trains_scores_in_domain_and_saves_what_load_restores(setup, tmp_path):
     from urllm.llm.generate import GenerationConfig
-    from urllm.llm.rsllm_run import RSLLMRunConfig, load, save, train_and_evaluate
+    from urllm.llm.rsllm_run import RSLLMResult, RSLLMRunConfig, evaluate, load, save, train_and_evaluate
 
     ds, tok, _, id_table = setup
     vectors = run_vectors(ds, id_table)
@@ -287,6 +289,11 @@ def test_run_trains_scores_in_domain_and_saves_what_load_restores(setup, tmp_pat
         assert torch.equal(a.float(), b), name
     lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
     trained = {n: p for n, p in result.model.named_parameters() if "lora_" in n}
-    assert lora and all(torch.equal(lora[n].float(), trained[n].float()) for n in lora)
+    assert lora and all(torch.equal(lora[n].float(), trained[n].float()) for n in lora)  # intact after merge_adapter
+    # the loaded adapter as a side branch answers as the folded one did (float32)
+    side_branch = dataclasses.replace(cfg, generation=dataclasses.replace(cfg.generation, merge_adapter=False))
+    _, records = evaluate(ds, RSLLMResult(model, projector, None, report, {}, {}), tok, vectors, top, lines, side_branch,
+                          report["placeholder"])
+    assert [records[str(n)]["ranking"] for n in lines] == [result.records[str(n)]["ranking"] for n in lines]
     with pytest.raises(FileNotFoundError, match="projectors.safetensors"):
         load(tiny_lm(tok), tmp_path)

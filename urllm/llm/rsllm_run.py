@@ -114,7 +114,12 @@ def evaluate(dataset: Dataset, result: RSLLMResult, tokenizer, vectors: dict[str
     difference to the dual-graph list; ood/valid/dup rates) and one record per line
     (with "rank", the target's rank)."""
     gen = cfg.generation
-    model = for_generation(result.model, dataclasses.replace(gen, merge_adapter=False))  # the adapter is saved after this
+    model = result.model
+    if gen.merge_adapter and hasattr(model, "merge_adapter"):
+        # folded in place (peft merge_adapter, not merge_and_unload): each forward skips the
+        # LoRA branch, and the adapter's own weights stay in the wrapper for `save`
+        model.merge_adapter()
+    model = for_generation(model, dataclasses.replace(gen, merge_adapter=False))
     generator = Generator(model, tokenizer, dataset, gen)  # for its per-domain title tries
     builder = PromptBuilder(dataset, tokenizer, cfg.prompt)
     id_table = vectors["items"].to(model.get_input_embeddings().weight.device)
