@@ -66,16 +66,18 @@ def go(decision: bool | None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when the run completes; 2 with one line on stderr for every bad value, bad
+    input file, refused run folder or failed write (nothing written before the checks)."""
     args = parse_args(argv)
     from urllm.config import resolve, to_dict
-    from urllm.data import DataError
+    from urllm.data import DataError, load_dataset
     from urllm.pipeline import run_pipeline
     from urllm.run import Run, RunRefused
 
     try:
         overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + args.set
         cfg = resolve(args.profile, overrides)
-    except ValueError as err:
+    except ValueError as err:  # DataError included: the spec is parsed here
         print(f"error: {err}", file=sys.stderr)
         return 2
     rank = start_distributed(cfg.device)
@@ -86,21 +88,25 @@ def main(argv: list[str] | None = None) -> int:
             return 2  # rank 0 refused the out dir and said why
         follower(cfg, Path(args.out))
         return 0
+    out, config = Path(args.out), to_dict(cfg) | {"profile": args.profile}
     try:
-        run = Run(Path(args.out), to_dict(cfg) | {"profile": args.profile}, ROOT, force=args.force)
-    except RunRefused as err:
+        Run.check(out, config, args.force)  # at once, before loading the data
+        ds = load_dataset(cfg.dataset)  # before the folder exists: bad data leaves nothing behind
+        run = Run(out, config, ROOT, force=args.force)
+    except (RunRefused, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         go(False)
         return 2
     go(True)
     try:
-        metrics = run_pipeline(cfg, run)
+        with run:
+            metrics = run_pipeline(cfg, run, ds)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
         print(f"error: writing the run in {run.dir} failed ({err}); the run stays marked incomplete", file=sys.stderr)
-        return 1
+        return 2
     print(run.timing_table())
     print(json.dumps({m: round(v["overall"]["HR@10"], 4) for m, v in metrics.items()}))
     print(f"run complete: {run.dir}")

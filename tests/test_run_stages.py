@@ -52,21 +52,25 @@ def test_disk_full_mid_stage_leaves_a_loadable_incomplete_run(tmp_path):
 def test_train_reports_a_write_failure_and_where(tmp_path, monkeypatch, capsys):
     import urllm.pipeline
 
-    def failing(cfg, run):
+    def failing(cfg, run, ds):
         raise OSError(errno.EACCES, "Permission denied", str(run.dir / "data.json"))
 
     monkeypatch.setattr(urllm.pipeline, "run_pipeline", failing)
     code = train.main(["--profile", "tiny", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
-    assert code == 1 and "Permission denied" in err and str(tmp_path / "r") in err and "incomplete" in err
+    assert code == 2 and "Permission denied" in err and str(tmp_path / "r") in err and "incomplete" in err
     assert json.loads((tmp_path / "r" / "manifest.json").read_text())["complete"] is False
 
 
 def test_other_config_refused_and_corrupt_manifest_named(tmp_path):
-    Run(tmp_path / "r", {"a": 1}, tmp_path)
+    Run(tmp_path / "r", {"a": 1}, tmp_path).close()
     with pytest.raises(RunRefused, match="differs in \\['a'\\]"):
         Run(tmp_path / "r", {"a": 2}, tmp_path)
     (tmp_path / "r" / "manifest.json").write_text("{broken")
     with pytest.raises(RunRefused, match="manifest.json: unreadable"):
         Run(tmp_path / "r", {"a": 1}, tmp_path)
-    assert Run(tmp_path / "r", {"a": 1}, tmp_path, force=True).manifest["stages"] == []
+    (tmp_path / "r" / "manifest.json").write_text('{"stages": 3}')
+    with pytest.raises(RunRefused, match="manifest.json: not a run manifest"):
+        Run.check(tmp_path / "r", {"a": 1})
+    with Run(tmp_path / "r", {"a": 1}, tmp_path, force=True) as run:
+        assert run.manifest["stages"] == []

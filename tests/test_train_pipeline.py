@@ -154,8 +154,8 @@ def test_bad_profile_override_and_dataset_are_refused(tmp_path):
         resolve("tiny", ["fit.epochs=three"])
     with pytest.raises(ValueError, match="dropout"):
         resolve("tiny", ["dual_graph.dropout=2"])
-    for override, message in (("llm.eval_lines=-1", "llm.eval_lines=-1: must be >= 0"),
-                              ("llm.valid_lines=-2", "llm.valid_lines=-2: must be >= 0"),
+    for override, message in (("llm.eval_lines=-1", "llm.eval_lines=-1: expected >= 0"),
+                              ("llm.valid_lines=-2", "llm.valid_lines=-2: expected >= 0"),
                               ("llm.generation.batch_lines=0", "batch_lines=0: must be >= 1"),
                               ("llm.generation.num_beams=0", "num_beams=0: must be >= 1"),
                               ("llm.generation.dtype=int8", "dtype='int8'")):

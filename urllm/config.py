@@ -8,8 +8,10 @@ parts of the tree it reads are unchanged.
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from urllm.llm.finetune import LoraTrainConfig
@@ -108,8 +110,10 @@ def _parse(value: str, current: Any):
         raise ValueError(f"expected true or false, got {value!r}")
     if isinstance(current, (int, float)):
         return type(current)(value)
-    if isinstance(current, list):
-        return json.loads(value) if value.startswith("[") else [type(current[0])(v) if current else v for v in value.split(",")]
+    if isinstance(current, list):  # "[1,2]" or "1,2"; each element of the default's element type
+        body = value.strip().removeprefix("[").removesuffix("]").strip()
+        sample = type(current[0])() if current else ""
+        return [_parse(v.strip().strip("'\""), sample) for v in body.split(",")] if body else []
     return value
 
 
@@ -133,6 +137,78 @@ def set_field(cfg, dotted: str, value: str) -> None:
         raise ValueError(f"bad value for {dotted}: {err}") from None
 
 
+def _at_least(low):
+    return (lambda v: v >= low), f">= {low}"
+
+
+def _above(low):
+    return (lambda v: v > low), f"> {low}"
+
+
+# Ranges the sections' own validate() does not state. Beyond these, every number in the
+# tree must be finite and every integer >= 0 (they are counts, sizes and seeds); a list
+# field's rule applies to each element, and list fields must not be empty.
+RANGES = {
+    "threads": _at_least(1),
+    "top_n": _at_least(1),
+    "fit.lr": _above(0),
+    "fit.weight_decay": _at_least(0),
+    "fit.eval_batch_size": _at_least(1),
+    "llm.train_lines": _at_least(1),
+    "llm.fusion_weights": _at_least(0),
+    "llm.prompt.max_tokens": _at_least(16),
+    "llm.prompt.max_history": _at_least(1),
+    "llm.lora.alpha": _above(0),
+    "umap_neighbors": _at_least(2),
+    "umap_max_points": _at_least(3),
+}
+DEVICES = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+BASE_MODELS = ("smollm2", "tiny")  # or a local Hugging Face model folder
+
+
+def _leaves(node, prefix: str = ""):
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", value
+
+
+def _check_value(path: str, value) -> None:
+    values = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not value:
+        raise ValueError(f"{path}=[]: expected at least one value")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        shown = f"{path}={v!r}" if not isinstance(value, list) else f"{path}={value!r} (element {v!r})"
+        if not math.isfinite(v):
+            raise ValueError(f"{shown}: expected a finite number")
+        ok, expected = RANGES.get(path, ((lambda x: x >= 0), ">= 0") if isinstance(v, int) else ((lambda x: True), ""))
+        if not ok(v):
+            raise ValueError(f"{shown}: expected {expected}")
+
+
+def validate(cfg: RunConfig) -> None:
+    """Every value of the tree in range before any stage runs (ValueError naming the field,
+    the value and what is expected): numbers, enums, the base model and the dataset spec
+    (parsed, its options and path checked, nothing loaded)."""
+    from urllm.data.spec import parse_spec
+
+    for path, value in _leaves(cfg):
+        _check_value(path, value)
+    if not DEVICES.fullmatch(cfg.device):
+        raise ValueError(f"device={cfg.device!r}: expected auto, cpu, mps, cuda or cuda:N")
+    base = cfg.llm.base_model
+    if base not in BASE_MODELS and not Path(base).is_dir():
+        raise ValueError(f"llm.base_model={base!r}: expected one of {list(BASE_MODELS)} or an existing local model folder")
+    for section in (cfg.dual_graph, cfg.fit, cfg.llm4cdsr, cfg.llm.retrieval, cfg.llm.generation, cfg.llm.lora, cfg.rsllm,
+                    cfg.profiles):
+        section.validate()
+    parse_spec(cfg.dataset)
+
+
 def resolve(profile: str, overrides: list[str]) -> RunConfig:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: expected one of {sorted(PROFILES)}")
@@ -142,17 +218,7 @@ def resolve(profile: str, overrides: list[str]) -> RunConfig:
         if not eq:
             raise ValueError(f"override {item!r}: expected FIELD=VALUE, e.g. dual_graph.dim=32")
         set_field(cfg, key.strip(), value.strip())
-    cfg.dual_graph.validate()
-    cfg.fit.validate()
-    cfg.llm.retrieval.validate()
-    cfg.llm.generation.validate()
-    for name in ("eval_lines", "valid_lines"):
-        if getattr(cfg.llm, name) < 0:
-            raise ValueError(f"llm.{name}={getattr(cfg.llm, name)}: must be >= 0 (0: every test line for eval_lines, "
-                             "no validation lines for valid_lines)")
-    cfg.llm.lora.validate()
-    cfg.rsllm.validate()
-    cfg.profiles.validate()
+    validate(cfg)
     return cfg
 
 

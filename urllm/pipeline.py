@@ -435,9 +435,9 @@ def evaluation_stage(cfg: RunConfig, ds: Dataset):
     return build
 
 
-def run_pipeline(cfg: RunConfig, run: Run) -> dict:
+def run_pipeline(cfg: RunConfig, run: Run, ds: Dataset | None = None) -> dict:
     torch.set_num_threads(cfg.threads)
-    ds = load_dataset(cfg.dataset)
+    ds = ds if ds is not None else load_dataset(cfg.dataset)
     data_rec = run.stage("data", {"dataset": cfg.dataset}, data_stage(cfg, ds))
     run.manifest["dataset"] = {"spec": cfg.dataset, "describe": ds.describe()}
     graphs = _graphs(ds)

@@ -5,16 +5,19 @@ hash is the stage's key. On rerun a stage is skipped when its key is unchanged a
 file it recorded is still there with the recorded sha256. Files are written atomically
 and the manifest is rewritten (atomically) after every stage, with `complete: false`
 until the last stage ends, so a run killed at any moment is loadable up to its last
-finished stage and plainly marked incomplete.
+finished stage and plainly marked incomplete. One process writes a folder at a time
+(urllm/lock.py).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Callable
 
+from urllm.lock import RunLock, RunLocked, holder, holder_text
 from urllm.manifest import file_record, new_manifest, read_manifest, write_manifest
 
 
@@ -26,28 +29,93 @@ def stage_key(inputs) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _writable_folder(run_dir: Path) -> None:
+    """RunRefused unless `run_dir` is a folder, or can be made one, that this process may write."""
+    try:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RunRefused(f"--out {run_dir}: is a file, expected a run folder")
+        parent = next(p for p in [run_dir, *run_dir.parents] if p.exists())
+    except OSError as err:  # e.g. a name too long for the filesystem
+        raise RunRefused(f"--out {run_dir}: {err.strerror or err}") from None
+    if not parent.is_dir():
+        raise RunRefused(f"--out {run_dir}: {parent} is a file, expected a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunRefused(f"--out {run_dir}: {parent} is not writable by this user")
+    longest = max((len(os.fsencode(part)) for part in run_dir.parts), default=0)
+    if longest > os.pathconf(parent, "PC_NAME_MAX"):
+        raise RunRefused(f"--out {run_dir}: File name too long ({longest} bytes in one name; "
+                         f"at most {os.pathconf(parent, 'PC_NAME_MAX')} here)")
+
+
+def _resumable_manifest(run_dir: Path, config: dict, force: bool) -> dict | None:
+    manifest_path = run_dir / "manifest.json"
+    if force or not manifest_path.exists():
+        return None
+    try:
+        old = read_manifest(run_dir)
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise RunRefused(f"{manifest_path}: unreadable ({err}); pass --force to start this run again") from None
+    if not isinstance(old, dict) or not isinstance(old.get("stages"), list):
+        raise RunRefused(f"{manifest_path}: not a run manifest; pass --force to start this run again")
+    if old.get("config") != config:
+        recorded = old.get("config") if isinstance(old.get("config"), dict) else {}
+        changed = sorted(k for k in set(config) | set(recorded) if config.get(k) != recorded.get(k))
+        raise RunRefused(f"{run_dir} holds a run with another config (differs in {changed});"
+                         " pass --force to replace it, or pick another --out")
+    return old
+
+
 class Run:
+    """A run folder being written by this process (it holds the folder's lock until
+    `close`, or the process's end, whichever comes first).
+
+        Run.check(out, config)           # read-only: RunRefused now, before any data is loaded
+        with Run(out, config, root) as run:
+            run.stage(...)
+    """
+
     def __init__(self, run_dir: Path, config: dict, root: Path, force: bool = False):
         self.dir = Path(run_dir)
-        manifest_path = self.dir / "manifest.json"
-        if manifest_path.exists() and not force:
-            try:
-                old = read_manifest(self.dir)
-            except (json.JSONDecodeError, OSError) as err:
-                raise RunRefused(f"{manifest_path}: unreadable ({err}); pass --force to start this run again") from None
-            if old.get("config") != config:
-                changed = sorted(k for k in set(config) | set(old.get("config", {})) if config.get(k) != old.get("config", {}).get(k))
-                raise RunRefused(
-                    f"{self.dir} holds a run with another config (differs in {changed});"
-                    " pass --force to replace it, or pick another --out"
-                )
-            self.manifest = old
-        else:
+        Run.check(self.dir, config, force)
+        try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self.manifest = new_manifest(config, root)
+            self.lock = RunLock(self.dir).acquire()
+        except RunLocked as err:
+            raise RunRefused(str(err)) from None
+        except OSError as err:
+            raise RunRefused(f"--out {self.dir}: cannot create the run folder ({err.strerror or err})") from None
+        if self.lock.took_over:
+            print(f"[run] took over the lock of a process that is gone ({self.lock.took_over})", flush=True)
+        # read again under the lock: another writer may have finished in between
+        self.manifest = _resumable_manifest(self.dir, config, force) or new_manifest(config, root)
         self.manifest["complete"] = False
         self.timings: list[tuple[str, float, bool]] = []
-        self.save()
+        try:
+            self.save()
+        except OSError as err:
+            self.close()
+            raise RunRefused(f"--out {self.dir}: cannot write the manifest ({err.strerror or err})") from None
+
+    @staticmethod
+    def check(run_dir: Path, config: dict, force: bool = False) -> dict | None:
+        """The manifest of the run in `run_dir` to resume (None: a new run), or RunRefused:
+        not a writable folder, being written by another live process, or holding a run
+        with another config (unless force) or an unreadable manifest. Writes nothing."""
+        run_dir = Path(run_dir)
+        _writable_folder(run_dir)
+        live = holder(run_dir) if run_dir.is_dir() else None
+        if live is not None:
+            raise RunRefused(f"{run_dir} is being written by {holder_text(live)}; wait for it to end, or pick another --out")
+        return _resumable_manifest(run_dir, config, force)
+
+    def close(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def save(self) -> None:
         write_manifest(self.dir, self.manifest)

@@ -31,8 +31,10 @@ class FitConfig:
     progress: bool = True  # tqdm bars
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1:
-            raise ValueError(f"FitConfig out of range: {self}")
+        for name, ok, expected in (("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
+                                   ("lr", self.lr > 0, "> 0"), ("patience", self.patience >= 1, ">= 1")):
+            if not ok:
+                raise ValueError(f"FitConfig.{name}={getattr(self, name)!r}: expected {expected}")
         if self.select_metric not in METRIC_NAMES:
             raise ValueError(f"select_metric={self.select_metric!r}: expected one of {METRIC_NAMES}")
 
