@@ -260,3 +260,97 @@ def test_corrupt_gzip(tmp_path):
 
 def test_nothing_survives_the_filter(dumps):
     _raises(amazon_spec(dumps).replace("k_core=2", "k_core=50"), "nothing survives", "k_core=50")
+
+
+# ---------------------------------------------------------------- absurd numbers and unreadable files
+
+TIME_RANGE = "whole seconds since 1970 (0..253402300799)"
+
+
+@pytest.mark.parametrize(
+    "stamp, shown",
+    [(1e300, "1e+300"), ("1e300", "1e300"), (-5, "-5"), (float("nan"), "nan"), (1_500_000_000.5, "1500000000.5"),
+     (10**30, "1" + "0" * 30), (True, "True"), ("12abc", "12abc")],
+    ids=["1e300", "1e300 text", "negative", "NaN", "fraction", "10**30", "bool", "text"],
+)
+def test_absurd_review_time(dumps, stamp, shown):
+    path = review_file(dumps, ART)
+    set_line(path, 2, json.dumps({"reviewerID": "U0", "asin": "A1", "unixReviewTime": stamp}))
+    _raises(amazon_spec(dumps), f"{path.name}:2", "unixReviewTime", TIME_RANGE, repr(shown))
+
+
+def test_review_time_as_text_or_integral_float_is_read(dumps):
+    path = review_file(dumps, ART)
+    first = json.loads(read_text(path).splitlines()[0])
+    set_line(path, 1, json.dumps(first | {"unixReviewTime": str(first["unixReviewTime"])}))
+    set_line(path, 2, json.dumps(json.loads(read_text(path).splitlines()[1]) | {"unixReviewTime": 1_500_000_010.0}))
+    ds = load_dataset(amazon_spec(dumps))
+    assert ds.describe()["n_interactions"] == 40
+
+
+def test_integer_too_long_for_python(dumps):
+    path = review_file(dumps, OFFICE)
+    set_line(path, 3, '{"reviewerID": "U1", "asin": "B2", "unixReviewTime": ' + "9" * 5000 + "}")
+    _raises(amazon_spec(dumps), f"{path.name}:3", "number too long")
+
+
+def test_json_nested_too_deeply(dumps):
+    path = review_file(dumps, OFFICE, meta=True)
+    set_line(path, 1, '{"asin": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    _raises(amazon_spec(dumps), f"{path.name}:1", "nested too deeply")
+
+
+@pytest.mark.parametrize("key, value", [("reviewerID", ["U0"]), ("asin", {"id": "A1"}), ("reviewerID", True)])
+def test_id_of_the_wrong_type(dumps, key, value):
+    path = review_file(dumps, ART)
+    obj = {"reviewerID": "U0", "asin": "A1", "unixReviewTime": 1_500_000_000} | {key: value}
+    set_line(path, 4, json.dumps(obj))
+    _raises(amazon_spec(dumps), f"{path.name}:4", f"expected {key!r} to be a string", type(value).__name__)
+
+
+def test_title_of_the_wrong_type(dumps):
+    meta = review_file(dumps, ART, meta=True)
+    set_line(meta, 1, json.dumps({"asin": "A1", "title": ["Fine", "Brush"]}))
+    _raises(amazon_spec(dumps), f"{meta.name}:1", "title of 'A1' to be a string", "list")
+
+
+def test_directory_instead_of_a_dump(tmp_path):
+    root = write_amazon(tmp_path / "amazon")
+    (root / f"{OFFICE}.json").unlink()
+    (root / f"{OFFICE}.json").mkdir()
+    _raises(amazon_spec(root), f"{OFFICE}.json", "is a directory, not a file")
+
+
+def test_permission_denied(dumps, monkeypatch):
+    """Reading as root ignores file modes, so the refusal is simulated at open()."""
+    import gzip as gzip_module
+
+    from urllm.data import amazon
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(amazon, "open", denied, raising=False)
+    monkeypatch.setattr(gzip_module, "open", denied)
+    _raises(amazon_spec(dumps), "meta_", "cannot read it (Permission denied)")
+
+
+def test_category_name_too_long(dumps):
+    _raises(f"amazon:{dumps}:{ART},{'O' * 300}", "File name too long")
+
+
+def test_truncated_gzip(tmp_path):
+    root = write_amazon(tmp_path, gz=True)
+    path = root / f"{OFFICE}.json.gz"
+    path.write_bytes(path.read_bytes()[:-12])
+    _raises(amazon_spec(root), path.name, "cannot read")
+
+
+def test_corrupt_gzip_stream(tmp_path):
+    """A valid gzip header over damaged deflate data raises zlib.error, not OSError."""
+    root = write_amazon(tmp_path, gz=True)
+    path = root / f"{OFFICE}.json.gz"
+    data = bytearray(path.read_bytes())
+    data[20:40] = bytes(b ^ 0xFF for b in data[20:40])
+    path.write_bytes(bytes(data))
+    _raises(amazon_spec(root), path.name, "cannot read", "decompressing")

@@ -82,17 +82,17 @@ def test_missing_spec_is_a_usage_error():
 # ---------------------------------------------------------------- spec parsing
 
 
-def test_parse_spec_fields():
+def test_parse_spec_fields(tmp_path):
     source, arg, cfg = parse_spec("synthetic?n_users=50&p_on_topic=0.5&seed=3")
     assert (source, arg) == ("synthetic", "")
     assert (cfg.n_users, cfg.p_on_topic, cfg.seed) == (50, 0.5, 3)
     assert isinstance(cfg.n_users, int) and isinstance(cfg.p_on_topic, float)
     assert cfg.items_per_domain == SyntheticConfig().items_per_domain  # untouched default
-    source, arg, cfg = parse_spec("amazon:/data/x:A,B?skip_unknown=yes&k_core=3")
-    assert (source, arg, cfg.skip_unknown, cfg.k_core) == ("amazon", "/data/x:A,B", True, 3)
-    assert parse_spec("amazon:/d:A,B?skip_unknown=0")[2].skip_unknown is False
-    source, arg, cfg = parse_spec("urllm:../shared/data/amazon-art-office?domains=office,art")
-    assert (arg, cfg.domains) == ("../shared/data/amazon-art-office", "office,art")
+    source, arg, cfg = parse_spec(f"amazon:{tmp_path}:A,B?skip_unknown=yes&k_core=3")  # the folder must exist
+    assert (source, arg, cfg.skip_unknown, cfg.k_core) == ("amazon", f"{tmp_path}:A,B", True, 3)
+    assert parse_spec(f"amazon:{tmp_path}:A,B?skip_unknown=0")[2].skip_unknown is False
+    source, arg, cfg = parse_spec(f"urllm:{tmp_path}?domains=office,art")  # nothing is read: an empty folder parses
+    assert (arg, cfg.domains) == (str(tmp_path), "office,art")
 
 
 def test_unknown_option_lists_valid_keys():
@@ -109,7 +109,7 @@ def test_unknown_option_lists_valid_keys():
     [
         ("synthetic?n_users=abc", ["n_users", "'abc'", "int"]),
         ("synthetic?p_on_topic=high", ["p_on_topic", "'high'", "float"]),
-        ("amazon:/d:A,B?skip_unknown=maybe", ["skip_unknown", "'maybe'", "bool"]),
+        ("amazon:.:A,B?skip_unknown=maybe", ["skip_unknown", "'maybe'", "bool"]),
         ("synthetic?n_users", ["'n_users'", "no value"]),
         ("nosuch:x", ["'nosuch'", "movielens", "urllm", "amazon", "synthetic"]),
     ],

@@ -242,6 +242,13 @@ BAD = {
     "movie listed twice": (_line(ITEM, 5, "Heat (1995)\tHeat\t1995\tAction"), [f"{ITEM}:5", "Heat (1995)", "twice"]),
     "wrong inter header": (_line(INTER, 1, "user\titem\trating\ttime"), [f"{INTER}:1", "timestamp:float"]),
     "extra field": (_line(INTER, 3, "u1\tHeat (1995)\t5\t100\textra"), [INTER]),
+    # absurd numbers: refused with file:line, never cast to a wrapped-around int64
+    "timestamp 1e300": (_line(INTER, 3, "u1\tHeat (1995)\t5\t1e300"), [f"{INTER}:3", "timestamp", "0..253,402,300,799", "'1e300'"]),
+    "negative timestamp": (_line(INTER, 4, "u1\tAnnie Hall (1977)\t2\t-5"), [f"{INTER}:4", "timestamp", "'-5'"]),
+    "timestamp of 400 digits": (_line(INTER, 2, "u1\tToy Story (1995)\t4\t" + "9" * 400), [f"{INTER}:2", "timestamp"]),
+    "rating 1e999": (_line(INTER, 5, "u1\tAlien (1979)\t1e999\t400"), [f"{INTER}:5", "rating", "'1e999'"]),
+    # a folder where a file belongs
+    "folder instead of the inter file": (lambda root: ((root / INTER).unlink(), (root / INTER).mkdir()), [INTER, "is a directory"]),
 }
 
 
@@ -254,6 +261,20 @@ def test_bad_input(movielens_root, case):
     message = str(info.value)
     for part in expected:
         assert part in message, f"{case}: {part!r} not in {message!r}"
+    assert "\n" not in message
+
+
+def test_permission_denied(movielens_root, monkeypatch):
+    """Reading as root ignores file modes, so the refusal is simulated at pandas' read_csv."""
+    import pandas as pd
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pd, "read_csv", denied)
+    with pytest.raises(DataError) as info:
+        load_dataset(SMALL.format(movielens_root))
+    assert f"{ITEM}: cannot read it (Permission denied)" in str(info.value)
 
 
 def test_untouched_fixture_loads(tmp_path):
@@ -262,10 +283,12 @@ def test_untouched_fixture_loads(tmp_path):
 
 def test_bad_options(movielens_root):
     base = SMALL.format(movielens_root)
-    with pytest.raises(DataError, match="'heart' gets no movie"):
-        load_dataset(base + "&a_genres=" + DEFAULT_A_GENRES + ",Comedy,Drama,Romance,Animation")
-    with pytest.raises(DataError, match="'thrill' gets no movie"):
+    with pytest.raises(DataError, match="'heart' gets no movie"):  # every genre of the fixture in A
+        load_dataset(base + "&a_genres=Action,Crime,Thriller,Horror,Sci-Fi,War,Comedy,Drama,Romance,Animation")
+    with pytest.raises(DataError, match="'Documentary' is no genre of ml-1m.item"):  # a typo must not empty A
         load_dataset(base + "&a_genres=Documentary")
+    with pytest.raises(DataError, match="'Dramma' is no genre"):
+        load_dataset(base + "&a_genres=Comedy,Dramma")
     with pytest.raises(DataError, match="two domain names"):
         load_dataset(base + "&names=one")
     with pytest.raises(DataError, match="no user has 3"):

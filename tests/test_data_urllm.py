@@ -92,6 +92,27 @@ def test_real_examples_match_the_files(art_office):
 
 
 @pytest.mark.real
+def test_real_lines_per_user(art_office):
+    """The split invariants urllm/data/integrity.py checks, as they hold in the release:
+    two lines per user, same history, different targets; the second line's target is
+    always an Art item, and so is the first one's for 341 + 24 + 50 users."""
+    ds = art_office
+    for split, (n_users, both_art) in {"train": (8_000, 341), "valid": (577, 24), "test": (1_000, 50)}.items():
+        lines: dict[int, list] = {}
+        for ex in ds.splits[split]:
+            lines.setdefault(ex.user, []).append(ex)
+        assert len(lines) == n_users
+        assert all(len(pair) == 2 for pair in lines.values())
+        assert all(np.array_equal(a.history, b.history) and a.target != b.target for a, b in lines.values())
+        assert all(b.domain == 0 for _, b in lines.values())
+        assert sum(a.domain == 0 for a, _ in lines.values()) == both_art
+    assert ds.splits["test"][1].origin == f"{ART_OFFICE}/test.txt:2"
+    # a user's known sequence: the shared history, then both targets
+    first, second = ds.splits["train"][:2]
+    assert ds.users[first.user].items.tolist() == first.history.tolist() + [first.target, second.target]
+
+
+@pytest.mark.real
 def test_real_dataset_validates_and_describes(art_office):
     art_office.validate()
     d = art_office.describe()
@@ -187,6 +208,24 @@ BAD = {
     "users.txt line without index": (_replace("users.txt", 2, "AUSER1"), ["users.txt:2", "reviewerID"]),
     "users.txt index not a number": (_replace("users.txt", 3, "AUSER2\ttwo"), ["users.txt:3", "'two'"]),
     "not UTF-8": (lambda root: (root / "train.txt").write_bytes(b"0\t1\t0|0|0\t\xff\xfe|1|1\n"), ["train.txt", "UTF-8"]),
+    # absurd numbers: each a DataError with file:line, never an OverflowError from numpy
+    "user index of 30 digits": (_replace("train.txt", 1, "1" * 30 + "\t1\t0|0|0\t5|1|1"), ["train.txt:1", "user index 111", "30 digits", "at most 18"]),
+    "negative user index": (_replace("train.txt", 2, "-3\t1\t0|0|0\t2|1|1"), ["train.txt:2", "user index -3", "outside 0.."]),
+    "user index with an underscore": (_replace("test.txt", 1, "3_0\t1\t3|0|0\t6|1|1"), ["test.txt:1", "integer user index", "'3_0'"]),
+    "item id of 20 digits": (_replace("test.txt", 1, "3\t1\t3|0|0\t" + "9" * 20 + "|1|1"), ["test.txt:1", "item id 999", "20 digits", "at most 18"]),
+    "item id of 17 digits": (_replace("test.txt", 1, "3\t1\t3|0|0\t" + "9" * 17 + "|1|1"), ["test.txt:1", "items_*.csv", "expected 0..7"]),
+    "position of 25 digits": (_replace("valid.txt", 1, "2\t1\t1|0|0\t5|" + "9" * 25 + "|1"), ["valid.txt:1", "position 999", "25 digits"]),
+    "position not its place": (_replace("valid.txt", 1, "2\t1\t1|0|0\t5|7|7"), ["valid.txt:1", "positions 7|7", "expected 1|1"]),
+    "second position not its place": (_replace("train.txt", 3, "1\t1\t2|0|0\t3|1|0"), ["train.txt:3", "positions 1|0", "expected 1|1"]),
+    "negative target_pos": (_replace("test.txt", 2, "3\t-1\t3|0|0\t1|1|1"), ["test.txt:2", "target_pos -1"]),
+    "idAfter of 30 digits": (_replace("items_art.csv", 3, "11,blue canvas," + "1" * 30 + ",arts"), ["items_art.csv:3", "item id (idAfter) 111", "30 digits"]),
+    "negative idAfter": (_replace("items_art.csv", 3, "11,blue canvas,-1,arts"), ["items_art.csv:3", "idAfter -1 outside 0..7"]),
+    "users.txt index of 30 digits": (_replace("users.txt", 2, "AUSER1\t" + "7" * 30), ["users.txt:2", "user index 777", "30 digits"]),
+    "users.txt negative index": (_replace("users.txt", 2, "AUSER1\t-1"), ["users.txt:2", "user index -1 outside"]),
+    "CSV field over the csv limit": (_replace("items_art.csv", 4, '12,"' + "y" * 200_000 + '",2,arts'), ["items_art.csv:4", "not CSV", "field limit"]),
+    # a folder where a file belongs
+    "folder instead of test.txt": (lambda root: ((root / "test.txt").unlink(), (root / "test.txt").mkdir()), ["test.txt", "is a directory"]),
+    "folder instead of users.txt": (lambda root: ((root / "users.txt").unlink(), (root / "users.txt").mkdir()), ["users.txt", "is a directory"]),
 }
 
 
@@ -200,6 +239,21 @@ def test_bad_input_names_file_and_line(urllm_release, case):
     for part in expected:
         assert part in message, f"{case}: {part!r} not in {message!r}"
     assert "\n" not in message
+
+
+def test_permission_denied(urllm_release, monkeypatch):
+    """Reading as root ignores file modes, so the refusal is simulated at read_text()."""
+    real_read = Path.read_text
+
+    def read(path, *args, **kwargs):
+        if path.name == "valid.txt":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read)
+    with pytest.raises(DataError) as info:
+        load_dataset(f"urllm:{urllm_release}")
+    assert "valid.txt: cannot read it (Permission denied)" in str(info.value)
 
 
 def test_untouched_fixture_loads(tmp_path):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from urllm.data.errors import DataError
+from urllm.data.integrity import check_splits
 
 SPLITS = ("train", "valid", "test")
 
@@ -25,6 +26,9 @@ class Example:
     domain: int  # target domain: 0 (A) or 1 (B)
     history: np.ndarray  # int64 item ids, oldest first
     target: int  # held-out item id, an item of `domain`
+    # Where the line came from, for error messages: "train.txt:12", or the source file
+    # and the user for a split built here. Not part of a line's identity.
+    origin: str = field(default="", compare=False, repr=False)
 
 
 @dataclass
@@ -68,18 +72,24 @@ class Dataset:
         for i, title in enumerate(self.item_titles):
             if not title.strip():
                 raise DataError(f"{self.spec}: item {self.item_raw_ids[i]!r} has an empty title")
-        for u in self.users:
+        first_with_id: dict[str, int] = {}
+        for i, u in enumerate(self.users):
+            if first_with_id.setdefault(u.raw_id, i) != i:
+                raise DataError(
+                    f"{self.spec}: users {first_with_id[u.raw_id]} and {i} have the same id {u.raw_id!r}: expected one user per id"
+                )
             if len(u.items) != len(u.times):
                 raise DataError(f"{self.spec}: user {u.raw_id!r} items and times differ in length")
             if len(u.items) and (u.items.min() < 0 or u.items.max() >= n):
                 raise DataError(f"{self.spec}: user {u.raw_id!r} has an unknown item id")
             if np.any(np.diff(u.times) < 0):
                 raise DataError(f"{self.spec}: user {u.raw_id!r} sequence is not time-ordered")
+        check_splits(self)  # users disjoint across splits, a user's lines consistent, no line twice
         for split in SPLITS:
             for ex in self.splits.get(split, []):
-                if self.item_domain[ex.target] != ex.domain:
+                if not 0 <= ex.target < n or self.item_domain[ex.target] != ex.domain:
                     raise DataError(
-                        f"{self.spec}: {split} example of user {self.users[ex.user].raw_id!r}"
+                        f"{ex.origin or self.spec}: {split} example of user {self.users[ex.user].raw_id!r}"
                         f" has a target outside its domain"
                     )
 

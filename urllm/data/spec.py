@@ -6,26 +6,33 @@
     synthetic                          tiny seeded data for tests
 
 Options after `?` set fields of the source's config dataclass, e.g.
-`movielens?max_users=1000&min_per_domain=10`.
+`movielens?max_users=1000&min_per_domain=10`. `parse_spec` checks everything it can
+without reading data (option types and ranges, the folder exists) and raises only
+DataError, so the run config can call it before any stage runs.
 """
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import NamedTuple
 
-from urllm.data.amazon import AmazonConfig, load_amazon
+from urllm.data import amazon, movielens, synthetic, urllm_format
 from urllm.data.dataset import Dataset
 from urllm.data.errors import DataError
-from urllm.data.movielens import MovieLensConfig, load_movielens
-from urllm.data.synthetic import SyntheticConfig, load_synthetic
-from urllm.data.urllm_format import UrllmConfig, load_urllm
 
-SOURCES: dict[str, tuple[type, Callable[[str, object, str], Dataset]]] = {
-    "movielens": (MovieLensConfig, load_movielens),
-    "urllm": (UrllmConfig, load_urllm),
-    "amazon": (AmazonConfig, load_amazon),
-    "synthetic": (SyntheticConfig, load_synthetic),
+
+class Source(NamedTuple):
+    config: type  # the options dataclass; its validate() checks their ranges
+    check_arg: Callable[[str, str], None]  # (arg, spec): the positional argument, without reading data
+    load: Callable[[str, object, str], Dataset]  # (arg, config, spec) -> Dataset
+
+
+SOURCES: dict[str, Source] = {
+    "movielens": Source(movielens.MovieLensConfig, movielens.check_arg, movielens.load_movielens),
+    "urllm": Source(urllm_format.UrllmConfig, urllm_format.check_arg, urllm_format.load_urllm),
+    "amazon": Source(amazon.AmazonConfig, amazon.check_arg, amazon.load_amazon),
+    "synthetic": Source(synthetic.SyntheticConfig, synthetic.check_arg, synthetic.load_synthetic),
 }
 
 _PARSERS = {"int": int, "float": float, "str": str, "bool": lambda v: _bool(v)}
@@ -40,12 +47,15 @@ def _bool(value: str) -> bool:
 
 
 def parse_spec(spec: str) -> tuple[str, str, object]:
-    """(source name, positional argument, config) for a spec string; DataError if invalid."""
+    """(source name, positional argument, config) for a spec string, every option and the
+    folder checked without reading data; DataError (one line) if anything is wrong."""
+    if not isinstance(spec, str):
+        raise DataError(f"dataset spec {spec!r}: expected a string such as 'movielens' or 'urllm:DIR'")
     body, _, query = spec.partition("?")
     source, _, arg = body.partition(":")
     if source not in SOURCES:
         raise DataError(f"unknown dataset source {source!r} in {spec!r}: expected one of {sorted(SOURCES)}")
-    config_type, _ = SOURCES[source]
+    config_type = SOURCES[source].config
     fields = {f.name: f for f in dataclasses.fields(config_type)}
     values = {}
     for pair in filter(None, query.split("&")):
@@ -54,18 +64,23 @@ def parse_spec(spec: str) -> tuple[str, str, object]:
             raise DataError(f"unknown option {key!r} for {source} in {spec!r}: expected one of {sorted(fields)}")
         if not eq:
             raise DataError(f"option {key!r} in {spec!r} has no value: expected {key}=VALUE")
+        if key in values:
+            raise DataError(f"option {key!r} given twice in {spec!r}: expected each option once")
         kind = str(fields[key].type)
         try:
             values[key] = _PARSERS[kind](value)
         except ValueError:
             raise DataError(f"option {key}={value!r} in {spec!r}: expected a {kind}") from None
-    return source, arg, config_type(**values)
+    config = config_type(**values)
+    config.validate()
+    SOURCES[source].check_arg(arg, spec)
+    return source, arg, config
 
 
 def load_dataset(spec: str) -> Dataset:
     """Load and validate the dataset a spec string names."""
     source, arg, config = parse_spec(spec)
-    dataset = SOURCES[source][1](arg, config, spec)
+    dataset = SOURCES[source].load(arg, config, spec)
     dataset.validate()
     return dataset
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from urllm.data.checks import check_split_fractions
 from urllm.data.dataset import SPLITS, Example, User
-from urllm.data.errors import DataError
 
 
 def users_from_sorted(user_ids: np.ndarray, items: np.ndarray, times: np.ndarray) -> list[User]:
@@ -34,28 +34,26 @@ def keep_active_users(users: list[User], item_domain: np.ndarray, min_per_domain
     return kept
 
 
-def leave_one_out(user_index: int, user: User, item_domain: np.ndarray) -> list[Example]:
-    """One example per domain: the last item of that domain, with everything before it."""
+def leave_one_out(user_index: int, user: User, item_domain: np.ndarray, source: str = "") -> list[Example]:
+    """One example per domain: the last item of that domain, with everything before it.
+    `source` (the file the user's data came from) goes into each example's origin."""
     examples = []
+    origin = f"{source}: user {user.raw_id!r}" if source else f"user {user.raw_id!r}"
     domains = item_domain[user.items]
     for d in (0, 1):
         positions = np.flatnonzero(domains == d)
         if len(positions) == 0 or positions[-1] == 0:
             continue  # no target in this domain, or nothing before it
         t = int(positions[-1])
-        examples.append(Example(user_index, d, user.items[:t], int(user.items[t])))
+        examples.append(Example(user_index, d, user.items[:t], int(user.items[t]), origin))
     return examples
 
 
 def user_disjoint_splits(
-    users: list[User], item_domain: np.ndarray, valid_frac: float, test_frac: float, seed: int
+    users: list[User], item_domain: np.ndarray, valid_frac: float, test_frac: float, seed: int, source: str = ""
 ) -> dict[str, list[Example]]:
     """Partition users at random (seeded) and build their leave-one-out examples."""
-    for name, frac in (("valid_frac", valid_frac), ("test_frac", test_frac)):
-        if not 0.0 <= frac < 1.0:
-            raise DataError(f"{name}={frac}: expected a fraction in [0, 1)")
-    if valid_frac + test_frac >= 1.0:
-        raise DataError(f"valid_frac + test_frac = {valid_frac + test_frac}: expected < 1")
+    check_split_fractions(valid_frac, test_frac)
     n = len(users)
     order = np.random.default_rng(seed).permutation(n)
     n_test, n_valid = round(n * test_frac), round(n * valid_frac)
@@ -65,5 +63,5 @@ def user_disjoint_splits(
     split_of[order[n_test + n_valid :]] = 0
     splits: dict[str, list[Example]] = {s: [] for s in SPLITS}
     for i, u in enumerate(users):
-        splits[SPLITS[split_of[i]]].extend(leave_one_out(i, u, item_domain))
+        splits[SPLITS[split_of[i]]].extend(leave_one_out(i, u, item_domain, source))
     return splits

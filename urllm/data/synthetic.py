@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from urllm.data.checks import MAX_SEED, check_float, check_int, check_split_fractions
 from urllm.data.dataset import Dataset, User
 from urllm.data.errors import DataError
 from urllm.data.splits import user_disjoint_splits
@@ -36,14 +37,24 @@ class SyntheticConfig:
     test_frac: float = 0.2
     seed: int = 0
 
+    def validate(self) -> None:
+        """Every option in range (DataError naming the field); called by parse_spec."""
+        check_int("n_users", self.n_users, 1, 1_000_000)
+        check_int("n_topics", self.n_topics, 1, len(TOPICS))
+        check_int("items_per_domain", self.items_per_domain, self.n_topics, 100_000, "at least one item per topic")
+        check_int("min_len", self.min_len, 4, 10_000, "room for a history and a target in each domain")
+        check_int("max_len", self.max_len, self.min_len, 10_000, "at least min_len")
+        check_float("p_on_topic", self.p_on_topic, 0.0, 1.0)
+        check_split_fractions(self.valid_frac, self.test_frac)
+        check_int("seed", self.seed, 0, MAX_SEED)
 
-def load_synthetic(arg: str, cfg: SyntheticConfig, spec: str) -> Dataset:
+
+def check_arg(arg: str, spec: str) -> None:
     if arg:
         raise DataError(f"{spec!r}: synthetic takes no path; options go after '?', e.g. synthetic?n_users=50")
-    if not 1 <= cfg.n_topics <= len(TOPICS):
-        raise DataError(f"n_topics={cfg.n_topics}: expected 1..{len(TOPICS)}")
-    if cfg.items_per_domain < cfg.n_topics or not 4 <= cfg.min_len <= cfg.max_len:
-        raise DataError("synthetic: expected items_per_domain >= n_topics and 4 <= min_len <= max_len")
+
+
+def load_synthetic(arg: str, cfg: SyntheticConfig, spec: str) -> Dataset:
     rng = np.random.default_rng(cfg.seed)
     titles, domain, attrs, topic_of = [], [], [], []
     for d in (0, 1):
@@ -69,5 +80,5 @@ def load_synthetic(arg: str, cfg: SyntheticConfig, spec: str) -> Dataset:
             seq.append(int(rng.choice(pools[(int(d), int(topic))])))
         times = np.cumsum(rng.integers(1, 100, size=length)).astype(np.int64)
         users.append(User(f"u{u}", np.array(seq, dtype=np.int64), times))
-    splits = user_disjoint_splits(users, domain_arr, cfg.valid_frac, cfg.test_frac, cfg.seed)
+    splits = user_disjoint_splits(users, domain_arr, cfg.valid_frac, cfg.test_frac, cfg.seed, "synthetic")
     return Dataset(spec, ("art", "office"), titles, domain_arr, attrs, list(titles), users, splits)

@@ -25,6 +25,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
 from urllm.models.graphs import Graph, ItemGraphs
+from urllm.models.pyg_codegen import generated_code_in_cache
 from urllm.models.readout import GraphReadout, window_items
 
 
@@ -152,7 +153,8 @@ class DualGraphModel(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=0.05)
         with torch.no_grad():
             self.item_emb.weight[self.n_items].zero_()
-        self.conv = LGConv(normalize=False)  # adjacencies are normalised once, here
+        with generated_code_in_cache():  # torch-geometric writes LGConv's propagate code on the first build
+            self.conv = LGConv(normalize=False)  # adjacencies are normalised once, here
         self.graphs = graphs
         n_words = len(graphs.words) if graphs is not None and cfg.use_attributes else 0
         self.adjacency: dict[str, torch.Tensor] = {}
