@@ -11,6 +11,7 @@ import streamlit as st
 
 from urllm.case_study import metric_rows
 from urllm.runs import LEGACY_NOTE
+from urllm.safe_text import escape_markdown as md, inline_code
 from urllm.stats import REFERENCE
 from urllm.ui import guard, metric_tables, metrics_frame, sidebar
 
@@ -23,7 +24,7 @@ LOSSES = ("ce", "infomax", "align", "contrastive", "profile", "total")  # whiche
 st.set_page_config(page_title="Overview · URLLM Studio", layout="wide")
 sel = sidebar()
 run, manifest = sel.run, sel.run.manifest
-st.title(f"Overview of run {run.name}")
+st.title(f"Overview of run {md(run.name)}")
 
 done = [s["name"] for s in manifest["stages"]]
 missing = [s for s in STAGES if s not in done]
@@ -38,11 +39,11 @@ d = manifest["dataset"].get("describe")
 if not d:
     st.info("The manifest has no dataset description (the data stage has not finished).")
 else:
-    st.caption(f"`{d.get('spec', manifest['dataset'].get('spec'))}`")
+    st.caption(inline_code(d.get('spec', manifest['dataset'].get('spec'))))
     cols = st.columns(5)
     cols[0].metric("users", f"{d['n_users']:,}")
     for col, name in zip(cols[1:3], d["domains"]):
-        col.metric(f"{name} items", f"{d['n_items'][name]:,}")
+        col.metric(f"{md(name)} items", f"{d['n_items'].get(name, 0):,}")
     cols[3].metric("interactions", f"{d['n_interactions']:,}")
     cols[4].metric("users in both domains", f"{d.get('users_in_both_domains', 0):,}")
     left, right = st.columns(2)
@@ -51,8 +52,9 @@ else:
         st.dataframe(pd.DataFrame([d["sequence_length"]]), hide_index=True)
     with right:
         st.caption("Splits: test lines per target domain")
-        st.dataframe(pd.DataFrame([{"split": s, "lines": n, "users": d["split_users"][s], **d["targets_per_domain"][s]}
-                                   for s, n in d["splits"].items()]), hide_index=True)
+        st.dataframe(pd.DataFrame([{"split": s, "lines": n, "users": d["split_users"].get(s),
+                                    **d["targets_per_domain"].get(s, {})} for s, n in d["splits"].items()]),
+                     hide_index=True)
 
 # ---- metrics ---------------------------------------------------------------------------
 st.header("Test metrics")
@@ -67,7 +69,7 @@ else:
         st.info("No test line was scored by every method (line_ranks.json), so no metrics to compare.")
     scopes = ["overall", *run.domains]
     for group in groups:
-        for tab, scope in zip(st.tabs(scopes), scopes):
+        for tab, scope in zip(st.tabs([md(s) for s in scopes]), scopes):  # tab labels are markdown
             metrics_frame(tab, metric_rows(group.metrics, scope))  # the LLM rates exist overall only
         st.caption(group.caption)
     st.caption("HR/NDCG/MRR over the held-out target of each test line"
@@ -100,14 +102,14 @@ if trained:
         right.plotly_chart(line_chart(curve, "epoch", ["valid_HR@10", "valid_MRR"], f"{method}: validation"))
         best = summaries.get(method, {}).get("best_epoch")
         tab.caption(f"{len(curve)} epochs in {curve[-1]['seconds']:.1f} s"  # seconds are counted from the start
-                    + (f"; the model of epoch {best} (best validation MRR) is kept." if best else "."))
+                    + (f"; the model of epoch {md(best)} (best validation MRR) is kept." if best else "."))
 if lora:
     st.subheader("LoRA fine-tune")
     st.plotly_chart(line_chart(lora["curve"], "step", ["loss"], "LoRA: loss on the answer tokens"))
     cfg = lora.get("config", {})
     st.caption(f"{len(lora['curve'])} steps in {lora.get('seconds', 0):.1f} s ({lora.get('tokens_per_s', 0):,.0f} tokens/s); "
-               f"r = {cfg.get('r')}, alpha = {cfg.get('alpha')}, lr = {cfg.get('lr')}, batch {cfg.get('batch_size')}, "
-               f"modules {', '.join(cfg.get('target_modules', []))}.")
+               f"r = {md(cfg.get('r'))}, alpha = {md(cfg.get('alpha'))}, lr = {md(cfg.get('lr'))}, "
+               f"batch {md(cfg.get('batch_size'))}, modules {md(', '.join(cfg.get('target_modules', [])))}.")
 elif trained:
     st.info("No LoRA curve: the run has no finished lora stage.")
 

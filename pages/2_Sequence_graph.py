@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from urllm.figures import item_neighbourhood_graph, sequence_graph
+from urllm.safe_text import escape_markdown as md
 from urllm.ui import guard, need, sidebar
 
 st.set_page_config(page_title="Sequence graph · URLLM Studio", layout="wide")
@@ -22,14 +23,14 @@ per_domain = [int((run.item_domain[history] == d).sum()) for d in range(len(run.
 
 cols = st.columns(5)
 for d, name in enumerate(run.domains):
-    cols[d].metric(f"{name} events", per_domain[d])
-cols[2].metric("target domain", sel.domain)
+    cols[d].metric(f"{md(name)} events", per_domain[d])  # metric labels and values are markdown
+cols[2].metric("target domain", md(sel.domain))
 cols[3].metric("cold-start", "yes" if run.cold_start(line) else "no",
                help="at most 2 items of the target domain in the history")
 if run.has("dual_graph"):
     top = guard(run.dual_graph_top, line)
     cols[4].metric("dual-graph rank of the target", run.target_rank(top, line) or f"> {len(top)}")
-st.markdown(f"User **{sel.user}**, held-out target: *{run.item_label(line.target)}*")
+st.markdown(f"User **{md(sel.user)}**, held-out target: *{md(run.item_label(line.target))}*")
 
 shown = len(history)
 if shown > 60:  # long histories (MovieLens: hundreds of events) start with the most recent 60

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from urllm.safe_text import escape_markdown as md
 from urllm.ui import guard, need, sidebar
 
 st.set_page_config(page_title="Retrieval · URLLM Studio", layout="wide")
@@ -23,11 +24,11 @@ methods = {"domain": "domain-specific (Eq. 14)", "mixed": "mixed (ablation)"}
 found = {vector: guard(run.neighbours, line, k, vector) for vector in methods}
 
 history = set(line.history)
-st.markdown(f"User **{sel.user}** (target domain **{sel.domain}**, {len(line.history)} items in the history); "
-            f"held-out target: *{run.item_label(line.target)}*")
+st.markdown(f"User **{md(sel.user)}** (target domain **{md(sel.domain)}**, {len(line.history)} items in the history); "
+            f"held-out target: *{md(run.item_label(line.target))}*")
 both = {u for u, _ in found["domain"]} & {u for u, _ in found["mixed"]}
 st.markdown(f"**{len(both)} of the {k}** neighbours are returned by both methods"
-            + (f": {', '.join(run.user_ids[u] for u in sorted(both))}" if both else "."))
+            + (f": {', '.join(md(run.user_ids[u]) for u in sorted(both))}" if both else "."))
 
 
 def neighbour_rows(neighbours: list[tuple[int, float]]) -> list[dict]:
@@ -51,7 +52,7 @@ for column, (vector, label) in zip(st.columns(2), methods.items()):
                      column_config={"shared titles": st.column_config.TextColumn(width="large")})
         for rank, (u, _) in enumerate(found[vector], 1):
             items = run.user_items(u)
-            with st.expander(f"#{rank} user {run.user_ids[u]}: sequence of {len(items)} items"):
+            with st.expander(f"#{rank} user {md(run.user_ids[u])}: sequence of {len(items)} items"):  # a markdown label
                 st.dataframe(pd.DataFrame([{"position": p, "domain": run.domains[int(run.item_domain[i])],
                                             "title": run.titles[i], "in the selected history": int(i) in history}
                                            for p, i in enumerate(items, 1)]),

@@ -13,7 +13,8 @@ import streamlit as st
 from urllm.generation_view import (SECTION_STYLE, budget_summary, prompt_differences, section_label,
                                    token_bar)
 from urllm.llm.prompt import SECTIONS, PromptTooLong
-from urllm.ui import guard, live_model, need, sidebar
+from urllm.safe_text import escape_markdown as md
+from urllm.ui import error_text, guard, live_model, need, sidebar
 
 st.set_page_config(page_title="Prompt · URLLM Studio", layout="wide")
 sel = sidebar()
@@ -36,11 +37,11 @@ neighbours = guard(run.neighbours, line, k)
 try:
     prompt = live.prompt(line, neighbours, budget)
 except PromptTooLong as err:
-    st.error(f"No prompt fits a budget of {budget} tokens: {err}.")
+    st.error(f"No prompt fits a budget of {budget} tokens: {error_text(err)}.")
     st.stop()
 uncapped = live.prompt(line, neighbours, 10**9)  # same items without a budget: what the caps alone drop
 
-st.markdown(f"User **{sel.user}**, target domain **{sel.domain}**, k = {k}: **{prompt.n_tokens}** tokens "
+st.markdown(f"User **{md(sel.user)}**, target domain **{md(sel.domain)}**, k = {k}: **{prompt.n_tokens}** tokens "
             f"of a budget of {budget}.")
 st.plotly_chart(token_bar(prompt, budget), width="stretch")
 st.markdown("**Budget policy** (while over budget, drop the oldest item of the longest list):\n"
@@ -63,7 +64,7 @@ if record is not None:
         st.success(f"This prompt is the one the run used in evaluation (k = {k}).")
     else:
         why = (f"at the run's own budget, so the prompt code changed since the run was made "
-               f"(git {str(run.manifest.get('git_commit'))[:10]})" if budget == default_budget
+               f"(git {md(str(run.manifest.get('git_commit'))[:10])})" if budget == default_budget
                else f"the run used a budget of {default_budget}")
         st.warning(f"This prompt differs from the one the run evaluated with k = {k} in: {', '.join(differ)} ({why}).")
         with st.expander("The prompt the run evaluated (sections)"):

@@ -12,7 +12,8 @@ import streamlit as st
 
 from urllm.generation_view import has_adapter, method_columns, plain_variants, run_settings, run_stamp
 from urllm.llm.prompt import PromptTooLong
-from urllm.ui import guard, live_model, need, open_run, sidebar
+from urllm.safe_text import escape_markdown as md, inline_code
+from urllm.ui import error_text, guard, live_model, need, open_run, sidebar
 
 st.set_page_config(page_title="Generation · URLLM Studio", layout="wide")
 
@@ -48,10 +49,10 @@ left, middle, right = st.columns(3)
 k = left.slider("Neighbours k", 0, 5, min(run_k, 5), key=f"_gen_k_{run.name}")
 beams = middle.slider("Beams (outputs per variant)", 1, 10, min(max(run_beams, 1), 10), key=f"_gen_beams_{run.name}")
 max_new_tokens = right.slider("Max new tokens", 8, 64, min(max(run_tokens, 8), 64), key=f"_gen_tokens_{run.name}")
-st.markdown(f"User **{sel.user}**, target domain **{sel.domain}**; held-out target: "
-            f"**{run.item_label(line.target)}**.")
-if not has_adapter(run):
-    st.warning(f"No LoRA adapter in {run.dir / 'lora'}: live generation uses the untuned base model.")
+st.markdown(f"User **{md(sel.user)}**, target domain **{md(sel.domain)}**; held-out target: "
+            f"**{md(run.item_label(line.target))}**.")
+if not guard(has_adapter, run):
+    st.warning(f"No LoRA adapter in {inline_code(run.label('lora/'))}: live generation uses the untuned base model.")
 
 at_run_settings = (beams, max_new_tokens) == (run_beams, run_tokens)
 record = guard(run.precomputed, line, k) if at_run_settings else None
@@ -67,7 +68,7 @@ if setting in requested:
         with st.spinner(f"Generating: {beams} beams, up to {max_new_tokens} new tokens, 4 variants ..."):
             result = guard(generate, folder, stamp, run.name, line.index, k, beams, max_new_tokens)
     except PromptTooLong as err:
-        st.error(f"This line's prompt does not fit the model: {err}.")
+        st.error(f"This line's prompt does not fit the model: {error_text(err)}.")
         st.stop()
     variants = result["variants"]
     model = "base model + LoRA adapter" if result["tuned"] else "untuned base model"

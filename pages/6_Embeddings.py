@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 from urllm.figures import embedding_scatter
+from urllm.safe_text import escape_markdown as md
 from urllm.ui import guard, need, sidebar
 
 st.set_page_config(page_title="Embeddings · URLLM Studio", layout="wide")
@@ -23,14 +24,14 @@ if kind == "Items":
     history = list(dict.fromkeys(line.history))
     projected = set(projections["items_rows"].tolist())
     mine = [i for i in history if i in projected]
-    st.caption(f"{len(mine)} of user {sel.user}'s {len(history)} distinct history items are in the projected sample "
+    st.caption(f"{len(mine)} of user {md(sel.user)}'s {len(history)} distinct history items are in the projected sample "
                f"of {len(projections['items_rows']):,} of {len(run.titles):,} items (outlined).")
     st.plotly_chart(embedding_scatter(run, "items", mine, f"history of user {sel.user}"), width="stretch")
 
 else:
     sampled = bool(np.isin(line.index, projections["users_rows"]))
     st.caption(f"Each point is a test line (a user and a target domain), placed by its domain-specific user vector. "
-               f"User {sel.user} → {sel.domain} is "
+               f"User {md(sel.user)} → {md(sel.domain)} is "
                + ("outlined." if sampled else f"not in the projected sample of {len(projections['users_rows']):,} lines."))
     st.plotly_chart(embedding_scatter(run, "users", [line.index] if sampled else None, f"user {sel.user} → {sel.domain}"),
                     width="stretch")

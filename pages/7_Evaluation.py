@@ -17,6 +17,7 @@ import streamlit as st
 from urllm.case_study import ANSWER_RATES, RANK_METRICS, case_study, case_study_html, metric_rows, ordered_methods
 from urllm.figures import DOMAIN_COLOURS, sequence_graph
 from urllm.runs import LEGACY_NOTE, filter_lines
+from urllm.safe_text import escape_markdown as md, escape_plotly
 from urllm.stats import REFERENCE
 from urllm.ui import guard, line_table, metric_tables, metrics_frame, need, sidebar
 
@@ -31,7 +32,8 @@ st.header("Metrics per method")
 metrics = run.metrics
 metric = st.selectbox("metric", RANK_METRICS, index=RANK_METRICS.index("HR@10"), key="_ev_metric")
 scopes = ["overall", *run.domains]
-colours = {"overall": "#7f7f7f"} | dict(zip(run.domains, DOMAIN_COLOURS))  # domains as on the other pages
+# plotly shows method and domain names (keys of the run's files) as HTML: escaped
+colours = {"overall": "#7f7f7f"} | {escape_plotly(d): c for d, c in zip(run.domains, DOMAIN_COLOURS)}
 
 
 def bar_chart(group) -> None:
@@ -40,12 +42,14 @@ def bar_chart(group) -> None:
     for scope in scopes:
         for r in metric_rows(group.metrics, scope, (metric,)):
             lo, hi = group.metrics[r["method"]][scope].get("ci95", {}).get(metric) or (None, None)
-            rows.append({"method": r["method"], "scope": scope, metric: r[metric], "n": r["n"],
-                         "plus": None if hi is None else hi - r[metric], "minus": None if lo is None else r[metric] - lo})
+            rows.append({"method": escape_plotly(r["method"]), "scope": escape_plotly(scope), metric: r[metric], "n": r["n"],
+                         "plus": None if hi is None or r[metric] is None else hi - r[metric],
+                         "minus": None if lo is None or r[metric] is None else r[metric] - lo})
     bars = pd.DataFrame(rows)
     errors = {"error_y": "plus", "error_y_minus": "minus"} if bars["plus"].notna().any() else {}
     fig = px.bar(bars, x="method", y=metric, color="scope", barmode="group", hover_data=["n"], **errors,
-                 category_orders={"method": ordered_methods(group.metrics)}, color_discrete_map=colours)
+                 category_orders={"method": [escape_plotly(m) for m in ordered_methods(group.metrics)]},
+                 color_discrete_map=colours)
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10))
     st.plotly_chart(fig)
 
@@ -60,14 +64,14 @@ else:
         st.info("No test line was scored by every method (line_ranks.json), so no metrics to compare.")
     for group in groups:
         bar_chart(group)
-        for tab, scope in zip(st.tabs(scopes), scopes):
+        for tab, scope in zip(st.tabs([md(s) for s in scopes]), scopes):  # tab labels are markdown
             metrics_frame(tab, metric_rows(group.metrics, scope, (metric,), delta_ci=True))
         st.caption(group.caption + ("" if group.legacy else
                    f" Error bars and [lo, hi]: 95% bootstrap intervals over these lines; Δ: the paired difference to "
                    f"{REFERENCE} on the same lines, with its interval and a sign-flip test's p-value."))
 
     st.header("LLM answers: out-of-domain, valid, duplicate")
-    rates = pd.DataFrame([{"variant": r["method"], "rate": rate, "share of answers": r[rate]}
+    rates = pd.DataFrame([{"variant": escape_plotly(r["method"]), "rate": rate, "share of answers": r[rate]}
                           for r in metric_rows(metrics, columns=ANSWER_RATES) for rate in ANSWER_RATES if r[rate] is not None])
     if rates.empty:
         st.info("The run has no LLM variant metrics (no finished generation stage).")
@@ -84,9 +88,10 @@ per_k = run.generations.get("metrics", {})
 if per_k:
     st.header("Effect of k, the neighbours in the prompt" if len(per_k) > 1 else "Methods on the generation lines")
     ks = sorted(per_k, key=int)
-    by_k = pd.concat([pd.DataFrame(metric_rows(per_k[k], columns=(metric, "ood_rate"))).set_index("method")
-                      .drop(columns="n").rename(columns=lambda c: f"{c} (k={k})") for k in ks], axis=1)
-    metrics_frame(st, by_k.dropna(how="all"))
+    rows_per_k = {k: metric_rows(per_k[k], columns=(metric, "ood_rate")) for k in ks}
+    by_k = [pd.DataFrame(rows).set_index("method").drop(columns="n").rename(columns=lambda c: f"{c} (k={k})")
+             for k, rows in rows_per_k.items() if rows]
+    metrics_frame(st, pd.concat(by_k, axis=1).dropna(how="all") if by_k else [])
     sample = per_k[ks[0]].get("dual_graph", {}).get("overall", {}).get("n", "?")
     st.caption(f"From generations.json: every number here, dual_graph included, is on the generation lines "
                f"({sample} test lines), with the same intervals and paired tests as above"
@@ -108,7 +113,7 @@ shown.insert(0, "open", [f"Generation?{urlencode({'run': run.name, 'user': u, 'd
 st.dataframe(shown, hide_index=True, placeholder="–", column_config={
     "open": st.column_config.LinkColumn("open", display_text="Generation ↗", help="this user on the Generation page")})
 st.caption(f"{len(shown)} of {len(table)} test lines. Ranks are 1-based positions of the held-out target "
-           "(–: not ranked, or the method was not scored on the line); <variant>_ood counts the answers naming an item "
+           "(–: not ranked, or the method was not scored on the line); `<variant>_ood` counts the answers naming an item "
            "of the other domain.")
 if metrics and 0 < len(shown) < len(table):  # the filters pick a subset: rescore every method on it
     st.subheader(f"{metric} on the lines shown")
@@ -128,8 +133,9 @@ if line is None:
     st.info("Pick a user with a test line in the sidebar to export a case study.")
     st.stop()
 study = guard(case_study, run, line)
-st.markdown(f"User **{sel.user}**, target domain **{sel.domain}** (pick another in the sidebar or open a row's link): "
-            f"held-out *{study['target']['title']}*, dual-graph rank {(study['dual_graph'] or {}).get('target_rank') or '–'}"
+st.markdown(f"User **{md(sel.user)}**, target domain **{md(sel.domain)}** (pick another in the sidebar or open a row's "
+            f"link): held-out *{md(study['target']['title'])}*, dual-graph rank "
+            f"{(study['dual_graph'] or {}).get('target_rank') or '–'}"
             + ("" if study["prompt"] else "; no precomputed generations for this line (the export says so)."))
 
 

@@ -294,7 +294,7 @@ def test_a_corrupt_line_ranks_file_is_named(tmp_path, tiny_artifacts, monkeypatc
         assert not at.exception
         assert "line_ranks.json" in at.error[0].value and "corrupt" in at.error[0].value
     for bad, why in [({"methods": {"pop": [1, 2]}}, "2 ranks for the run's 47 test lines"),
-                     ({"methods": {"pop": "123"}}, "not a list of numbers"), ({"lines": []}, "no 'methods'"),
+                     ({"methods": {"pop": "123"}}, "methods.pop expected a list of numbers and nulls, got a string"), ({"lines": []}, "no 'methods'"),
                      ({"methods": {"pop": [0] * 47}}, "below 1")]:
         path.write_text(json.dumps(bad))
         with pytest.raises(RunError, match="line_ranks.json") as err:

@@ -154,8 +154,8 @@ def test_generation_page_shows_precomputed_outputs_without_running_the_model(tin
     # LLM4CDSR's hierarchical profile of this user (the run profiles its first evaluated lines)
     profile = json.loads((tiny_artifacts / "tiny" / "profiles.json").read_text())["test_lines"][str(line.index)]
     shown = [m.value for m in blocks[LLM4CDSR].markdown]
-    assert shown[1] == f"**Profile:** {profile['text']}" and len(shown) == 2 + len(profile["clusters"])
-    assert all(c["summary"] in m for c, m in zip(profile["clusters"], shown[2:]))
+    assert shown[1] == f"**Profile:** {escape_markdown(profile['text'], None)}" and len(shown) == 2 + len(profile["clusters"])
+    assert all(escape_markdown(c["summary"], None) in m for c, m in zip(profile["clusters"], shown[2:]))
     assert "user profile by the base LLM" in " ".join(c.value for c in blocks[LLM4CDSR].caption)
 
 

@@ -4,6 +4,9 @@ functions of a RunData (and a test Line), no streamlit.
     sequence_graph(run, line)                   # the user's interleaved cross-domain history
     item_neighbourhood_graph(run, item)         # most frequent next items of one item
     embedding_scatter(run, "items", highlight)  # UMAP of item (or user) embeddings
+
+Plotly renders a subset of HTML in titles, legends, ticks and hover texts: every title,
+user id and domain name from the run goes through escape_plotly (shown as text).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from urllm.runs import Line, RunData
+from urllm.safe_text import escape_plotly as esc
 
 DOMAIN_COLOURS = ("#1f77b4", "#ff7f0e")  # domain 0, domain 1
 TARGET_SIZE = 22
@@ -21,7 +25,7 @@ SAME_EDGE = dict(color="#9e9e9e", width=1.5)
 
 
 def _short(title: str, n: int = 28) -> str:
-    return title if len(title) <= n else title[: n - 1] + "…"
+    return esc(title, n)
 
 
 def _outward(x: float, y: float) -> str:
@@ -62,25 +66,29 @@ def sequence_graph(run: RunData, line: Line, max_items: int = 60) -> go.Figure:
     for d, name in enumerate(run.domains):
         idx = [j for j, dj in enumerate(domain_of) if dj == d]
         fig.add_trace(go.Scatter(
-            x=[positions[j] for j in idx], y=[d] * len(idx), mode="markers", name=name,
+            x=[positions[j] for j in idx], y=[d] * len(idx), mode="markers", name=esc(name),
             marker=dict(color=DOMAIN_COLOURS[d], size=12, line=dict(color="white", width=1)),
-            hovertext=[f"{run.titles[shown[j]]}<br>domain: {name}<br>position {positions[j]} of {len(history)}" for j in idx],
+            hovertext=[f"{esc(run.titles[shown[j]])}<br>domain: {esc(name)}<br>position {positions[j]} of {len(history)}"
+                       for j in idx],
             hoverinfo="text"))
     fig.add_trace(go.Scatter(
         x=[target_x], y=[target_domain], mode="markers+text", name="held-out target",
         marker=dict(symbol="star", size=TARGET_SIZE, color=DOMAIN_COLOURS[target_domain], line=dict(color="black", width=1.5)),
         text=["held-out target"], textposition="top center",
-        hovertext=[f"held-out target: {run.titles[line.target]}<br>domain: {run.domains[target_domain]}<br>position {target_x}"],
+        hovertext=[f"held-out target: {esc(run.titles[line.target])}<br>domain: {esc(run.domains[target_domain])}"
+                   f"<br>position {target_x}"],
         hoverinfo="text"))
 
-    title = f"User {run.user_ids[line.user]}: {len(history)} events, then the held-out {run.domains[line.domain]} target"
+    title = (f"User {esc(run.user_ids[line.user], 60)}: {len(history)} events, then the held-out "
+             f"{esc(run.domains[line.domain])} target")
     if first:
         title += f" (the most recent {len(shown)} of {len(history)} shown)"
     fig.update_layout(
         title=title, height=340, margin=dict(l=10, r=10, t=80, b=40),
         legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
         xaxis=dict(title="position in the history (oldest first)", zeroline=False),
-        yaxis=dict(tickvals=[0, 1], ticktext=list(run.domains), range=[-0.6, 1.6], zeroline=False, showgrid=False))
+        yaxis=dict(tickvals=[0, 1], ticktext=[esc(d) for d in run.domains], range=[-0.6, 1.6], zeroline=False,
+                   showgrid=False))
     return fig
 
 
@@ -101,16 +109,16 @@ def item_neighbourhood_graph(run: RunData, item: int, n: int = 10) -> go.Figure:
     for d, name in enumerate(run.domains):
         mine = [s for s in spots if int(run.item_domain[s[0]]) == d]
         fig.add_trace(go.Scatter(
-            x=[s[2] for s in mine], y=[s[3] for s in mine], mode="markers+text", name=name,
+            x=[s[2] for s in mine], y=[s[3] for s in mine], mode="markers+text", name=esc(name),
             marker=dict(color=DOMAIN_COLOURS[d], size=14),
             text=[_short(run.titles[s[0]]) for s in mine], textposition=[_outward(s[2], s[3]) for s in mine],
-            hovertext=[f"{run.titles[s[0]]}<br>domain: {name}<br>next after the centre {s[1]}×" for s in mine],
+            hovertext=[f"{esc(run.titles[s[0]])}<br>domain: {esc(name)}<br>next after the centre {s[1]}×" for s in mine],
             hoverinfo="text"))
     centre_domain = int(run.item_domain[item])
     fig.add_trace(go.Scatter(
         x=[0], y=[0], mode="markers", name="picked item",
         marker=dict(color=DOMAIN_COLOURS[centre_domain], size=24, line=dict(color="black", width=2)),
-        hovertext=[f"{run.titles[item]}<br>domain: {run.domains[centre_domain]}"], hoverinfo="text"))
+        hovertext=[f"{esc(run.titles[item])}<br>domain: {esc(run.domains[centre_domain])}"], hoverinfo="text"))
 
     title = (f"{len(neighbours)} most frequent next items of “{_short(run.titles[item], 50)}”" if neighbours
              else f"“{_short(run.titles[item], 50)}” is never followed by an item in the training sequences")
@@ -130,24 +138,25 @@ def embedding_scatter(run: RunData, kind: str, highlight: list[int] | None = Non
     proj = run.projections
     rows, xy, domain = proj[f"{kind}_rows"], proj[f"{kind}_xy"], proj[f"{kind}_domain"]
     if kind == "items":
-        hover = [f"{run.titles[r]}<br>domain: {run.domains[int(d)]}" for r, d in zip(rows, domain)]
+        hover = [f"{esc(run.titles[r])}<br>domain: {esc(run.domains[int(d)])}" for r, d in zip(rows, domain)]
     else:
         lines = run.test_lines
-        hover = [f"user {run.user_ids[lines[r].user]}<br>target domain: {run.domains[lines[r].domain]}"
-                 f"<br>target: {run.titles[lines[r].target]}" for r in rows]
+        hover = [f"user {esc(run.user_ids[lines[r].user])}<br>target domain: {esc(run.domains[lines[r].domain])}"
+                 f"<br>target: {esc(run.titles[lines[r].target])}" for r in rows]
 
     fig = go.Figure()
     for d, name in enumerate(run.domains):
         at = np.flatnonzero(domain == d)
-        fig.add_trace(go.Scattergl(x=xy[at, 0], y=xy[at, 1], mode="markers", name=name,
+        fig.add_trace(go.Scattergl(x=xy[at, 0], y=xy[at, 1], mode="markers", name=esc(name),
                                    marker=dict(color=DOMAIN_COLOURS[d], size=5, opacity=0.6),
                                    hovertext=[hover[j] for j in at], hoverinfo="text"))
     if highlight:
         at = np.flatnonzero(np.isin(rows, np.asarray(highlight, np.int64)))
         fig.add_trace(go.Scattergl(
-            x=xy[at, 0], y=xy[at, 1], mode="markers", name=highlight_label,
+            x=xy[at, 0], y=xy[at, 1], mode="markers", name=esc(highlight_label),
             marker=dict(color=[DOMAIN_COLOURS[int(domain[j])] for j in at], size=13, line=dict(color="black", width=2)),
-            customdata=rows[at].tolist(), hovertext=[f"{highlight_label}<br>{hover[j]}" for j in at], hoverinfo="text"))
+            customdata=rows[at].tolist(), hovertext=[f"{esc(highlight_label)}<br>{hover[j]}" for j in at],
+            hoverinfo="text"))
     what = "items" if kind == "items" else "users (test lines)"
     fig.update_layout(title=f"UMAP of {len(rows):,} {what}, coloured by {'domain' if kind == 'items' else 'target domain'}",
                       height=560, margin=dict(l=10, r=10, t=80, b=10), legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),

@@ -10,11 +10,11 @@ one display path.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 from urllm.llm.prompt import SECTIONS, Prompt
 from urllm.runs import Line, RunData
+from urllm.safe_text import TEXT_LIMIT, escape_markdown, inline_code
 
 # section -> (label, background, accent); "template" is the chat template and separators
 SECTION_STYLE = {
@@ -34,7 +34,6 @@ VARIANT_LABELS = {
 RSLLM_LABEL = "RSLLM (soft ID tokens, title trie)"
 LLM4CDSR_LABEL = "LLM4CDSR (tri-thread model)"
 TOP = 10  # ranking rows shown per column
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:])")
 
 
 # ---- prompt ---------------------------------------------------------------------------
@@ -102,13 +101,9 @@ def run_stamp(run: RunData) -> tuple[str, float]:
 
 
 def has_adapter(run: RunData) -> bool:
-    """Whether LiveModel.load finds the run's LoRA adapter (else the base model is untuned)."""
-    return (run.dir / "lora" / "adapter_config.json").is_file()
-
-
-def escape_markdown(text: str) -> str:
-    """Model output shown verbatim in markdown (a random LM writes anything)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
+    """Whether LiveModel.load finds the run's LoRA adapter (else the base model is untuned);
+    RunError when its files are corrupt."""
+    return run.lora_adapter() is not None
 
 
 def flag_badges(output: dict) -> str:
@@ -122,12 +117,11 @@ def flag_badges(output: dict) -> str:
 
 
 def output_line(run: RunData, rank: int, output: dict) -> str:
-    """`1. text → [art] matched title  badges` (markdown)."""
+    """`1. text → [art] matched title  badges` (markdown; the model's text as code, since a
+    random LM writes anything)."""
     item = output["item"]
     matched = escape_markdown(run.item_label(item)) if item is not None else "no matching item"
-    # inline code shows the text verbatim; a newline would end it, a backtick close it
-    text = output["text"].replace("`", "'").replace("\n", " ⏎ ") or " "
-    return f"{rank}\\. `{text}` → {matched} {flag_badges(output)}"
+    return f"{rank}\\. {inline_code(output['text'], TEXT_LIMIT)} → {matched} {flag_badges(output)}"
 
 
 def ranking_rows(run: RunData, ranking: list[int], line: Line, top: int = TOP) -> list[dict]:
@@ -162,10 +156,10 @@ def profile_lines(run: RunData, line: Line) -> list[str]:
     profile = run.profile(line)
     if profile is None:
         return []
-    out = [f"**Profile:** {profile['text']}"]
+    out = [f"**Profile:** {escape_markdown(profile['text'], TEXT_LIMIT)}"]
     for n, cluster in enumerate(profile["clusters"], 1):
-        titles = "; ".join(run.item_label(i) for i in cluster["items"][-3:])
-        out.append(f"{n}. {cluster['summary']} ({len(cluster['items'])} items, e.g. {titles})")
+        titles = "; ".join(escape_markdown(run.item_label(i)) for i in cluster["items"][-3:])
+        out.append(f"{n}. {escape_markdown(cluster['summary'], TEXT_LIMIT)} ({len(cluster['items'])} items, e.g. {titles})")
     return out
 
 

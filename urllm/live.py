@@ -17,6 +17,7 @@ from urllm.llm.generate import VARIANTS, GenerationConfig, Generator, for_genera
 from urllm.llm.prompt import Prompt, PromptBuilder, PromptConfig
 from urllm.llm.refine import fuse
 from urllm.runs import Line, RunData, RunError
+from urllm.safe_text import relative_paths
 
 
 def _config(cls, values: dict | None, **changes):
@@ -38,19 +39,27 @@ class LiveModel:
     @classmethod
     def load(cls, run: RunData) -> "LiveModel":
         """The run's base model (+ its adapter when the run has one). RunError with the
-        `make setup` hint when the base model is not installed."""
+        `make setup` hint when the base model is not installed, and naming the adapter's
+        folder when the adapter does not load (a corrupt or mismatched weights file)."""
         from urllm.llm.base import BaseModelError, load_named
 
         base = run.config.get("llm", {}).get("base_model", "smollm2")
         try:
             model, tok = load_named(base, int(run.config.get("seed", 0)))
         except BaseModelError as err:
-            raise RunError(f"base model {base!r} of run {run.name}: {err}") from None
-        adapter = run.dir / "lora"
-        if (adapter / "adapter_config.json").is_file():
+            raise RunError(f"base model {base!r} of run {run.name}: {relative_paths(err)}") from None
+        adapter = run.lora_adapter()  # RunError naming a missing or corrupt adapter file
+        if adapter is not None:
             from peft import PeftModel
+            from safetensors import SafetensorError
 
-            model = PeftModel.from_pretrained(model, str(adapter)).eval()
+            try:
+                model = PeftModel.from_pretrained(model, str(adapter)).eval()
+            except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+                # e.g. tensors of other shapes than the base model's layers
+                problem = relative_paths(f"{type(err).__name__}: {err}", run.dir.parent)
+                raise RunError(f"the LoRA adapter does not load on base model {base!r} ({problem})",
+                               run.label("lora/")) from None
         import torch
 
         if torch.cuda.is_available():  # the app on a GPU machine generates there

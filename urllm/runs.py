@@ -1,8 +1,11 @@
-"""The app's one door to runs: find them under artifacts/ and read their files, with a
-clear message (naming the file) when something is missing or corrupt. Imports no
-training code; the LLM for live generation is loaded by urllm/live.py.
+"""The app's one door to runs: find them under artifacts/ and read their files, each held
+to its shape in urllm/run_schema.py, with a clear message (naming the file relative to
+the artifacts folder, and the place in it) when something is missing, corrupt or of the
+wrong shape. Imports no training code; the LLM for live generation is loaded by
+urllm/live.py.
 
     run = RunData.open("demo")            # RunError if the manifest is missing/corrupt
+    run.check()                           # RunError naming the first malformed file of the run
     line = run.line_of("1234", "heart")   # a test line of that user and target domain
     run.history(line), run.target(line), run.dual_graph_top(line), run.neighbours(line, 3)
     run.metric_tables()                   # metrics to set side by side: each table on one line set
@@ -13,10 +16,13 @@ import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
+from urllm.run_schema import ANY, JSON_FILES, MANIFEST, TENSOR_FILES, ShapeError, check
+from urllm.safe_text import relative_paths
 from urllm.stats import common_lines, compare
 
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -30,7 +36,12 @@ LEGACY_NOTE = ("This run predates per-line ranks (it has no line_ranks.json): it
 
 
 class RunError(Exception):
-    pass
+    """A run file is missing, corrupt or of the wrong shape. `file`: its path relative to the
+    artifacts folder ("demo/data.json"), so messages keep the server's paths to themselves."""
+
+    def __init__(self, problem: str, file: str | None = None):
+        super().__init__(f"{file}: {problem}" if file else problem)
+        self.problem, self.file = problem, file
 
 
 @dataclass(frozen=True)
@@ -48,45 +59,80 @@ def artifacts_dir() -> Path:
     return Path(os.environ.get("URLLM_ARTIFACTS") or DEFAULT_ARTIFACTS)
 
 
+def artifacts_name() -> str:
+    """The runs folder as messages name it, without the server's absolute path."""
+    return "$URLLM_ARTIFACTS" if os.environ.get("URLLM_ARTIFACTS") else "artifacts"
+
+
 def list_runs(artifacts: Path | None = None) -> list[str]:
     """Names of the run folders that hold a manifest, newest first."""
     found = [p.parent for p in Path(artifacts or artifacts_dir()).glob("*/manifest.json")]
     return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path, label: str | None = None, shape=ANY):
+    """A JSON file held to `shape` (urllm/run_schema.py); `label`: the name messages give it."""
+    label = label or Path(path).name
     if not path.is_file():
-        raise RunError(f"{path}: file is missing")
+        raise RunError("file is missing", label)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunError(f"{path}: corrupt JSON ({err})") from None
+        raise RunError(f"corrupt JSON ({err})", label) from None
+    except OSError as err:
+        raise RunError(f"cannot be read ({err.strerror})", label) from None
+    try:
+        check(data, shape)
+    except ShapeError as err:
+        raise RunError(str(err), label) from None
+    return data
 
 
-def _optional_json(path: Path, default):
-    """A file a run may lack (a stage it skipped or has not reached yet): `default` then."""
-    return read_json(path) if path.is_file() else default
+def _check_tensors(shapes: dict[str, list[int]], expected: dict[str, int], label: str) -> None:
+    for key, ndim in expected.items():
+        if key not in shapes:
+            raise RunError(f"no {key!r} tensor", label)
+        if len(shapes[key]) != ndim:
+            raise RunError(f"{key} expected {ndim} dimensions, got {len(shapes[key])}", label)
 
 
-def read_tensors(path: Path) -> dict[str, np.ndarray]:
+def tensor_shapes(path: Path, label: str | None = None, expected: dict[str, int] | None = None) -> dict[str, list[int]]:
+    """{tensor: shape} from a safetensors file's header (the data is not read)."""
+    from safetensors import SafetensorError, safe_open
+
+    label = label or Path(path).name
+    if not path.is_file():
+        raise RunError("file is missing", label)
+    try:
+        with safe_open(str(path), "np") as f:
+            shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunError(f"corrupt safetensors file ({err})", label) from None
+    _check_tensors(shapes, expected or {}, label)
+    return shapes
+
+
+def read_tensors(path: Path, label: str | None = None, expected: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """A safetensors file's tensors; `expected`: {tensor: number of dimensions} it must hold."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
+    label = label or Path(path).name
     if not path.is_file():
-        raise RunError(f"{path}: file is missing")
+        raise RunError("file is missing", label)
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise RunError(f"{path}: corrupt safetensors file ({err})") from None
+        raise RunError(f"corrupt safetensors file ({err})", label) from None
+    _check_tensors({k: v.shape for k, v in tensors.items()}, expected or {}, label)
+    return tensors
 
 
 def load_manifest(name: str, artifacts: Path | None = None) -> dict:
-    path = Path(artifacts or artifacts_dir()) / name / "manifest.json"
-    manifest = read_json(path)
-    for key in ("schema_version", "config", "dataset", "stages"):
-        if key not in manifest:
-            raise RunError(f"{path}: no {key!r} field")
-    return manifest
+    return read_json(Path(artifacts or artifacts_dir()) / name / "manifest.json", f"{name}/manifest.json", MANIFEST)
+
+
+_REQUIRED = object()  # RunData.json_file's default: the run must have the file
 
 
 @dataclass(frozen=True)
@@ -107,6 +153,39 @@ class RunData:
     def __init__(self, run_dir: Path, manifest: dict):
         self.dir, self.manifest = Path(run_dir), manifest
         self.name = self.dir.name
+        self._json: dict[str, object] = {}  # run file -> its checked content
+
+    def label(self, file: str) -> str:
+        """A run file as messages name it: relative to the artifacts folder ("demo/data.json")."""
+        return f"{self.name}/{file}"
+
+    def json_file(self, file: str, default=_REQUIRED):
+        """A JSON file of the run (path relative to the run folder), read once and held to its
+        shape in run_schema.JSON_FILES; `default` when the run lacks it (a stage it skipped or
+        has not reached yet), RunError when it is required."""
+        if file not in self._json:
+            path = self.dir / file
+            if default is not _REQUIRED and not path.is_file():
+                return default
+            self._json[file] = read_json(path, self.label(file), JSON_FILES[file])
+        return self._json[file]
+
+    def tensors(self, file: str) -> dict[str, np.ndarray]:
+        return read_tensors(self.dir / file, self.label(file), TENSOR_FILES[file])
+
+    def check(self) -> "RunData":
+        """Read and check every JSON file the run has and the header of each of its
+        safetensors files, so that a malformed file is named as soon as the run is opened
+        (the app does this once per run), never midway through a page."""
+        for file in JSON_FILES:
+            self.json_file(file, None)
+        for file, expected in TENSOR_FILES.items():
+            if (self.dir / file).is_file():
+                tensor_shapes(self.dir / file, self.label(file), expected)
+        if (self.dir / "data.json").is_file():
+            self._data  # noqa: B018 (read for its index checks)
+            self.line_ranks  # noqa: B018 (read for its lengths and ranks)
+        return self
 
     @classmethod
     def open(cls, name: str, artifacts: Path | None = None) -> "RunData":
@@ -132,23 +211,19 @@ class RunData:
     def line_ranks(self) -> dict[str, np.ndarray] | None:
         """method -> the target's full 1-based rank on every test line (NaN where the method
         was not scored); None for a run made before the evaluation stage wrote the table."""
-        path = self.dir / "line_ranks.json"
-        data = _optional_json(path, None)
+        data = self.json_file("line_ranks.json", None)
         if data is None:
             return None
-        n = len(self.test_lines)
-        methods = data.get("methods") if isinstance(data, dict) else None
-        if not isinstance(methods, dict) or not methods:
-            raise RunError(f"{path}: no 'methods' table")
+        label, n = self.label("line_ranks.json"), len(self.test_lines)
+        if not data["methods"]:
+            raise RunError("no method in its 'methods' table", label)
         out = {}
-        for method, ranks in methods.items():
-            if not isinstance(ranks, list) or not all(v is None or type(v) in (int, float) for v in ranks):
-                raise RunError(f"{path}: the ranks of {method!r} are not a list of numbers and nulls")
+        for method, ranks in data["methods"].items():
             r = np.array([np.nan if v is None else v for v in ranks], np.float64)
             if len(r) != n:
-                raise RunError(f"{path}: {method!r} has {len(r)} ranks for the run's {n} test lines")
+                raise RunError(f"{method!r} has {len(r)} ranks for the run's {n} test lines", label)
             if (r < 1).any():
-                raise RunError(f"{path}: {method!r} has a rank below 1 (ranks are 1-based)")
+                raise RunError(f"{method!r} has a rank below 1 (ranks are 1-based)", label)
             out[method] = r
         return out
 
@@ -193,10 +268,8 @@ class RunData:
     # ---- data.json ---------------------------------------------------------------------
     @cached_property
     def _data(self) -> dict:
-        data = read_json(self.dir / "data.json")
-        for key in ("domains", "items", "users", "lines"):
-            if key not in data:
-                raise RunError(f"{self.dir / 'data.json'}: no {key!r} field")
+        data = self.json_file("data.json")
+        _check_indexes(data, self.label("data.json"))
         return data
 
     @property
@@ -263,7 +336,7 @@ class RunData:
     @cached_property
     def rankings(self) -> np.ndarray:
         """Dual-graph top-N per test line (item ids, -1 past a domain's size)."""
-        return read_tensors(self.dir / "stage1_rankings.safetensors")["test_top"]
+        return self.tensors("stage1_rankings.safetensors")["test_top"]
 
     def dual_graph_top(self, line: Line, n: int | None = None) -> list[int]:
         return [int(i) for i in self.rankings[line.index][:n] if i >= 0]
@@ -274,13 +347,22 @@ class RunData:
 
     @cached_property
     def vectors(self) -> dict[str, np.ndarray]:
-        return read_tensors(self.dir / "stage1_vectors.safetensors")
+        return self.tensors("stage1_vectors.safetensors")
 
     def curve(self, method: str) -> list[dict]:
-        return _optional_json(self.dir / f"{method}_curve.json", [])
+        return self.json_file(f"{method}_curve.json", [])
 
     def lora_report(self) -> dict:
-        return _optional_json(self.dir / "lora" / "training.json", {})
+        return self.json_file("lora/training.json", {})
+
+    def lora_adapter(self) -> Path | None:
+        """The run's LoRA adapter folder (peft save_pretrained), its config and the header of
+        its weights checked; None when the run has no adapter."""
+        if not (self.dir / "lora" / "adapter_config.json").is_file():
+            return None
+        self.json_file("lora/adapter_config.json")
+        tensor_shapes(self.dir / "lora" / "adapter_model.safetensors", self.label("lora/adapter_model.safetensors"))
+        return self.dir / "lora"
 
     @cached_property
     def transitions(self) -> dict[int, dict[int, int]]:
@@ -307,10 +389,17 @@ class RunData:
     def _indexes(self) -> dict[str, list]:
         from urllm.retrieval import RetrievalConfig, UserIndex, build_domain_indexes
 
-        try:
-            domain = [UserIndex.load(self.dir / f"retrieval_{x}.faiss") for x in "AB"]
-        except (FileNotFoundError, ValueError) as err:
-            raise RunError(str(err)) from None
+        domain = []
+        for x in "AB":
+            file = f"retrieval_{x}.faiss"
+            self.json_file(f"{file}.json")  # the index's user ids and config, checked before faiss reads them
+            if not (self.dir / file).is_file():
+                raise RunError("file is missing", self.label(file))
+            try:
+                domain.append(UserIndex.load(self.dir / file))
+            except (OSError, ValueError, TypeError, RuntimeError) as err:
+                problem = relative_paths(err, self.dir.parent).removeprefix(f"{self.label(file)}: ")
+                raise RunError(problem, self.label(file)) from None
         train_users = [u for u, _, _, _ in self._data["lines"]["train"]]
         mixed = build_domain_indexes(self.vectors["users_mixed_train"], train_users, RetrievalConfig(vector="mixed"))
         return {"domain": domain, "mixed": mixed}
@@ -328,7 +417,7 @@ class RunData:
     @cached_property
     def generations(self) -> dict:
         """generations.json (precomputed outputs of the evaluated lines), {} if the run has none."""
-        return _optional_json(self.dir / "generations.json", {})
+        return self.json_file("generations.json", {})
 
     def precomputed(self, line: Line, k: int | None = None) -> dict | None:
         """The stored record of a line for k neighbours (default: the run's main k, else
@@ -345,7 +434,7 @@ class RunData:
     @cached_property
     def rsllm(self) -> dict:
         """rsllm.json (RSLLM's metrics and per-line outputs on URLLM's test lines), {} if none."""
-        return _optional_json(self.dir / "rsllm.json", {})
+        return self.json_file("rsllm.json", {})
 
     def rsllm_record(self, line: Line) -> dict | None:
         return self.rsllm.get("records", {}).get(str(line.index))
@@ -353,7 +442,7 @@ class RunData:
     @cached_property
     def profiles(self) -> dict:
         """profiles.json (LLM4CDSR's hierarchical user profiles), {} if none."""
-        return _optional_json(self.dir / "profiles.json", {})
+        return self.json_file("profiles.json", {})
 
     def profile(self, line: Line) -> dict | None:
         """The hierarchical profile of a test line's user ({items, clusters, text}), if profiled."""
@@ -362,7 +451,7 @@ class RunData:
     @cached_property
     def _llm4cdsr_top(self) -> np.ndarray | None:
         path = self.dir / "llm4cdsr_rankings.safetensors"
-        return read_tensors(path)["test_top"] if path.is_file() else None
+        return self.tensors("llm4cdsr_rankings.safetensors")["test_top"] if path.is_file() else None
 
     def llm4cdsr_top(self, line: Line, n: int | None = None) -> list[int] | None:
         """LLM4CDSR's top-N for a test line; None when the run has no LLM4CDSR rankings."""
@@ -372,7 +461,7 @@ class RunData:
     # ---- projections -------------------------------------------------------------------
     @cached_property
     def projections(self) -> dict[str, np.ndarray]:
-        return read_tensors(self.dir / "projections.safetensors")
+        return self.tensors("projections.safetensors")
 
     # ---- per-line table ----------------------------------------------------------------
     def line_table(self):
@@ -406,6 +495,28 @@ class RunData:
             row["ood_case"] = bool(row.get("free_ood") or row.get("refined_ood"))
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _check_indexes(data: dict, label: str) -> None:
+    """data.json's numbers point where they should: every item has a title and a domain,
+    every user and test line names existing users, domains and items."""
+    items = data["items"]
+    n_items, n_users = len(items["title"]), len(data["users"])
+
+    def outside(values, n: int) -> bool:
+        a = np.fromiter(values, np.int64)
+        return bool(a.size) and bool((a < 0).any() or (a >= n).any())
+
+    if len(items["domain"]) != n_items:
+        raise RunError(f"items.domain has {len(items['domain'])} entries for {n_items} titles", label)
+    if outside(items["domain"], 2):
+        raise RunError("items.domain expected domain indexes 0 and 1", label)
+    if outside(chain.from_iterable(u["items"] for u in data["users"]), n_items):
+        raise RunError("users: an item index is outside items.title", label)
+    for split, lines in data["lines"].items():
+        if (outside((row[0] for row in lines), n_users) or outside((row[1] for row in lines), 2)
+                or outside(chain((row[2] for row in lines), chain.from_iterable(row[3] for row in lines)), n_items)):
+            raise RunError(f"lines.{split}: a line names a user, domain or item that does not exist", label)
 
 
 def group_by_line_count(metrics: dict, total: int | None = None) -> list[MetricTable]:

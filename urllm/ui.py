@@ -3,7 +3,9 @@ the user and the target domain.
 
 The choice lives in st.session_state (so it survives page switches) and in the URL
 (`?run=...&user=...&domain=...`, so a pasted link reproduces the view); a value named by
-the URL wins, an unknown one gets a warning and a fallback.
+the URL wins, an unknown one gets a warning (showing the value as code, never as
+markdown) and a fallback. A run is checked file by file when it is opened
+(RunData.check), so a malformed file stops every page with a message naming it.
 
     sel = sidebar()          # on top of every page; stops the page when there is no run
     sel.run, sel.line        # urllm.runs.RunData, urllm.runs.Line (None: user has no test line)
@@ -14,10 +16,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from urllm.runs import Line, RunData, RunError, artifacts_dir, filter_lines, list_runs
+from urllm.runs import Line, RunData, RunError, artifacts_dir, artifacts_name, filter_lines, list_runs
+from urllm.safe_text import TEXT_LIMIT, escape_markdown, inline_code, relative_paths
 
 NO_RUNS = ("No runs yet under `{dir}`. Make one with `make demo` (the demo profile, then the app) or "
-           "`python train.py --profile tiny --out artifacts/tiny` (a minute, random tiny LM).")
+           "`python train.py --profile tiny --out {dir}/tiny` (a minute, random tiny LM).")
 
 
 def _stamp(name: str) -> float:
@@ -30,7 +33,7 @@ def _stamp(name: str) -> float:
 
 @st.cache_resource(show_spinner="Reading the run ...", max_entries=4)
 def _open_run(folder: str, name: str, stamp: float) -> RunData:
-    return RunData.open(name)
+    return RunData.open(name).check()  # every file of the run checked once, here
 
 
 def open_run(name: str) -> RunData:
@@ -41,7 +44,7 @@ def open_run(name: str) -> RunData:
 def _live(folder: str, name: str, stamp: float):
     from urllm.live import LiveModel
 
-    return LiveModel.load(RunData.open(name))
+    return LiveModel.load(open_run(name))
 
 
 def live_model(run: RunData):
@@ -85,20 +88,29 @@ def metrics_frame(container, rows) -> None:
     container.dataframe(table, column_config=config, placeholder="–")
 
 
+def error_text(err: Exception) -> str:
+    """An error message for st.error: the file as code, the rest escaped and cut, and no
+    absolute path of the server (a RunError names files relative to the artifacts folder)."""
+    problem = escape_markdown(relative_paths(getattr(err, "problem", err), artifacts_dir()), TEXT_LIMIT)
+    file = getattr(err, "file", None)
+    return f"{inline_code(file)}: {problem}" if file else problem
+
+
 def guard(fn, *args, **kwargs):
     """Call fn; on a RunError (missing or corrupt file) show the message and stop the page."""
     try:
         return fn(*args, **kwargs)
     except RunError as err:
-        st.error(str(err))
+        st.error(error_text(err))
         st.stop()
 
 
 def need(run: RunData, stage: str, what: str) -> None:
     """Stop the page with a message when the run lacks the stage that makes `what`."""
     if not run.has(stage):
-        st.info(f"Run {run.name!r} has no {stage!r} stage yet, so no {what}. Finish it with "
-                f"`python train.py --out {artifacts_dir() / run.name} ...` (same settings: finished stages are reused).")
+        st.info(f"Run {inline_code(run.name)} has no {stage!r} stage yet, so no {what}. Finish it with "
+                f"{inline_code(f'python train.py --out {artifacts_name()}/{run.name} ...')} (same settings: "
+                "finished stages are reused).")
         st.stop()
 
 
@@ -161,14 +173,15 @@ def _filtered_users(run: RunData) -> list[str]:
 def sidebar() -> Selection:
     runs = list_runs()
     if not runs:
-        st.info(NO_RUNS.format(dir=artifacts_dir()))
+        st.info(NO_RUNS.format(dir=artifacts_name()))
         st.stop()
     store = st.session_state.setdefault("selection", {})
 
     name, from_url = _wanted("run")
     if name not in runs:
         if from_url:
-            st.warning(f"Run {name!r} is not under {artifacts_dir()}; showing {runs[0]!r}.")
+            st.warning(f"Run {inline_code(name)} is not a run of the {inline_code(artifacts_name())} folder; "
+                       f"showing {inline_code(runs[0])}.")
         name = store["run"] = runs[0]
     name = _bound("run", name, "Run", st.sidebar.selectbox, runs)
     run = guard(open_run, name)
@@ -182,7 +195,7 @@ def sidebar() -> Selection:
         if user is not None and not run.lines_of(user):
             if from_url:
                 why = "is not in" if run.user_index(user) is None else "has no test line in"
-                st.warning(f"User {user!r} {why} run {name!r}; showing another user.")
+                st.warning(f"User {inline_code(user)} {why} run {inline_code(name)}; showing another user.")
             user = None
         if not users:
             st.sidebar.warning("No user matches the filters.")
@@ -196,10 +209,12 @@ def sidebar() -> Selection:
         domain, from_url = _wanted("domain")
         if domain not in domains:
             if from_url and domain not in run.domains:
-                st.warning(f"Domain {domain!r} is not a domain of run {name!r} ({', '.join(run.domains)}).")
+                st.warning(f"Domain {inline_code(domain)} is not a domain of run {inline_code(name)} "
+                           f"({', '.join(inline_code(d) for d in run.domains)}).")
             domain = domains[0]
         store["domain"] = domain
-        domain = _bound("domain", domain, "Target domain", st.sidebar.radio, domains, horizontal=True)
+        domain = _bound("domain", domain, "Target domain", st.sidebar.radio, domains, horizontal=True,
+                        format_func=escape_markdown)  # radio options are markdown
         line = run.line_of(user, domain)
 
     params = {"run": name} | ({"user": run.user_ids[line.user], "domain": run.domains[line.domain]} if line else {})
