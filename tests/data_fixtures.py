@@ -157,3 +157,18 @@ def write_amazon(root: Path, gz: bool = False, reviews=None, meta=None) -> Path:
 
 def amazon_spec(root: Path, extra: str = "") -> str:
     return f"amazon:{root}:{','.join(AMAZON_CATS)}?k_core=2&min_per_domain=1&valid_frac=0.2&test_frac=0.2{extra}"
+
+
+def refused_by(call, spec: str, *parts: str, max_length: int | None = None) -> str:
+    """The one-line DataError message `call(spec)` raises; asserts it names every part."""
+    import pytest
+
+    from urllm.data import DataError
+
+    with pytest.raises(DataError) as info:
+        call(spec)
+    message = str(info.value)
+    for part in parts:
+        assert part in message, f"{part!r} not in {message!r}"
+    assert "\n" not in message and (max_length is None or len(message) < max_length)
+    return message

@@ -7,18 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_fixtures import write_urllm_release
+from data_fixtures import refused_by, write_urllm_release
 from urllm.data import DataError, load_dataset, parse_spec
 
 
 def refused(spec: str, *parts: str) -> str:
-    with pytest.raises(DataError) as info:
-        parse_spec(spec)
-    message = str(info.value)
-    for part in parts:
-        assert part in message, f"{part!r} not in {message!r}"
-    assert "\n" not in message and len(message) < 600
-    return message
+    return refused_by(parse_spec, spec, *parts, max_length=600)
 
 
 # spec -> what the message must name: the field=value and the expected range

@@ -31,33 +31,35 @@ def holder_text(info: dict) -> str:
     return f"PID {info.get('pid')} on host {info.get('host')} (since {info.get('started')})"
 
 
+def _read_holder(fd: int) -> dict:
+    """The holder info written in an open lock file ({} when empty or unreadable)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        info = json.loads(os.read(fd, 4096) or b"{}")
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 class RunLock:
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / LOCK_NAME
         self._fd: int | None = None
         self.took_over: dict | None = None  # the previous holder's info when its process had died
 
-    def _read(self, fd: int) -> dict:
-        os.lseek(fd, 0, os.SEEK_SET)
-        try:
-            info = json.loads(os.read(fd, 4096) or b"{}")
-        except ValueError:
-            return {}
-        return info if isinstance(info, dict) else {}
-
     def acquire(self) -> "RunLock":
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = self._read(fd)
+            holder = _read_holder(fd)
             os.close(fd)
             raise RunLocked(f"{self.path.parent} is being written by {holder_text(holder)}; wait for it to end, "
                             "or pick another --out") from None
         except BaseException:
             os.close(fd)
             raise
-        self.took_over = self._read(fd) or None  # whoever wrote it is gone: flock would have refused otherwise
+        self.took_over = _read_holder(fd) or None  # whoever wrote it is gone: flock would have refused otherwise
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
@@ -90,7 +92,7 @@ def holder(run_dir: Path) -> dict | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return RunLock(run_dir)._read(fd)
+            return _read_holder(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
