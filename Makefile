@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8501
 DEMO_RUN ?= artifacts/demo
 
-.PHONY: setup browser test test-fast demo bench clean-venv
+.PHONY: setup browser lint test test-fast demo bench clean-venv
 
 setup: $(STAMP)
 
@@ -27,15 +27,19 @@ $(STAMP): requirements.txt requirements-wheels.txt Makefile
 browser:
 	sh scripts/ensure_chromium.sh
 
-test: setup browser
+# ruff's rules are in pyproject.toml; a finding fails `make test` like a failing test.
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup browser lint
 	$(PY) -m pytest -q
 
 # Unit tests only: skips the marked tests that read the real shipped data and models.
-test-fast: setup
+test-fast: setup lint
 	$(PY) -m pytest -q -m "not real"
 
 demo: setup
-	$(PY) -m urllm.demo --run $(DEMO_RUN) --host $(HOST) --port $(PORT)
+	$(PY) -m urllm.app.demo --run $(DEMO_RUN) --host $(HOST) --port $(PORT)
 
 bench: setup
 	$(PY) benchmarks/data_load.py

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from urllm.safe_text import escape_markdown as md
-from urllm.ui import sidebar
+from urllm.app.safe_text import escape_markdown as md
+from urllm.app.ui import sidebar
 
 st.set_page_config(page_title="URLLM Studio", layout="wide")
 st.title("URLLM Studio")

@@ -9,9 +9,13 @@ evaluation -> projections, all under one folder the app reads.
     torchrun --nproc_per_node=2 train.py --profile tiny --out artifacts/tiny-ddp   # LoRA stage on 2 ranks (DDP)
     torchrun --nproc_per_node=8 train.py --profile full --out artifacts/full      # 8 GPUs: nccl, one GPU per rank
 
+Under torchrun rank 0 runs every stage and the other ranks join the LoRA fine-tune;
+URLLM_DIST_TIMEOUT_MIN (default 30) bounds every collective and URLLM_DIST_WAIT_MIN
+(default 1440) the other ranks' wait for rank 0 (urllm/pipeline/distributed.py).
+
 Every stage is resumable: rerun the same command and finished stages whose config and
 inputs are unchanged are reused. A folder holding a run with another config is refused
-unless --force. See urllm/config.py for every field and its default.
+unless --force. See urllm/pipeline/config.py for every field and its default.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ ROOT = Path(__file__).resolve().parent
 
 
 def parse_args(argv):
-    from urllm.config import PROFILES
+    from urllm.pipeline.config import PROFILES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="demo", help=f"one of {sorted(PROFILES)} (default demo)")
@@ -36,53 +40,35 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def start_distributed(device: str) -> int:
-    """Under torchrun or `accelerate launch` (WORLD_SIZE > 1): join the process group and
-    return this process's rank; otherwise 0. nccl when the LLM stages run on GPUs (each
-    rank on the GPU of its LOCAL_RANK), gloo on the CPU."""
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0
-    import torch
-
-    gpu = torch.cuda.is_available() and device in ("auto", "cuda")
-    if gpu:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    torch.distributed.init_process_group("nccl" if gpu else "gloo")
-    return torch.distributed.get_rank()
-
-
 def go(decision: bool | None) -> bool:
     """Under torchrun, rank 0 tells the other ranks (decision None) whether the run starts,
     so a refused out dir stops them too instead of leaving them waiting; else True."""
-    import torch
+    from urllm.pipeline import distributed
 
-    from urllm.pipeline import broadcast_flag
-
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not distributed.active():
         return True if decision is None else decision
-    return broadcast_flag(bool(decision))
+    return distributed.broadcast_flag(bool(decision))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 when the run completes; 2 with one line on stderr for every bad value, bad
     input file, refused run folder or failed write (nothing written before the checks)."""
     args = parse_args(argv)
-    from urllm.config import resolve, to_dict
     from urllm.data import DataError, load_dataset
-    from urllm.pipeline import run_pipeline
-    from urllm.run import Run, RunRefused
+    from urllm.pipeline import distributed
+    from urllm.pipeline.config import resolve, to_dict
+    from urllm.pipeline.stages import run_pipeline
+    from urllm.pipeline.writer import Run, RunRefused
 
     try:
         overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + args.set
         cfg = resolve(args.profile, overrides)
+        rank = distributed.start(cfg.device)  # under torchrun: the process groups (their timeouts: distributed.py)
     except ValueError as err:  # DataError included: the spec is parsed here
         print(f"error: {err}", file=sys.stderr)
         return 2
-    rank = start_distributed(cfg.device)
     if rank > 0:  # under torchrun: rank 0 runs the stages, the others join the LoRA fine-tune
-        from urllm.pipeline import follower
+        from urllm.pipeline.stages import follower
 
         if not go(None):
             return 2  # rank 0 refused the out dir and said why

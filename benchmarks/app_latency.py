@@ -7,11 +7,12 @@ then click through every page of pages/ several times.
     .venv/bin/python benchmarks/app_latency.py [--artifacts artifacts] [--run demo]
                                                [--user ID] [--visits 4] [--shots DIR]
 
-Prints one row per page: the first visit (cold: the page's imports, its cached data and,
-on the pages that load one, the LLM) and the median of the later visits (warm caches: a
-page switch). Targets: the first page load, models included, under 15 s; a warm page
-switch under 1 s. Times are wall-clock from the click to the end of the script run
-(Streamlit idle, no "Running..."), so they depend on the machine's load.
+Prints one row per page: the first visit (cold: the page's imports and its cached data;
+no page loads the LLM until the Generation page is asked to generate live, so the Prompt
+page's first visit is its tokenizer's) and the median of the later visits (warm caches: a
+page switch). Targets: any first page load under 15 s, the Prompt page's under 3 s; a
+warm page switch under 1 s. Times are wall-clock from the click to the end of the script
+run (Streamlit idle, no "Running..."), so they depend on the machine's load.
 
 tests/test_app_browser.py runs the same procedure (app_server, AppBrowser, visit_all) on
 a tiny run and asserts on what it saw.
@@ -38,7 +39,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1400, "height": 900}
-COLD_TARGET_S, WARM_TARGET_S = 15.0, 1.0
+COLD_TARGET_S, PROMPT_TARGET_S, WARM_TARGET_S = 15.0, 3.0, 1.0
 
 # The page is idle: the script run's output is on screen, no "Running..." widget, nothing stale.
 IDLE = """
@@ -324,8 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run {args.run} · user {result.user} · {os.cpu_count()} CPUs, load average "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(table(result))
-    print(f"slowest first visit {cold:.2f} s (target < {COLD_TARGET_S:.0f} s, models included): "
+    print(f"slowest first visit {cold:.2f} s (target < {COLD_TARGET_S:.0f} s): "
           f"{'ok' if cold < COLD_TARGET_S else 'MISSED'}")
+    prompt = seconds["Prompt"][0]
+    print(f"Prompt page first visit {prompt:.2f} s (target < {PROMPT_TARGET_S:.0f} s, the tokenizer only): "
+          f"{'ok' if prompt < PROMPT_TARGET_S else 'MISSED'}")
     print(f"slowest warm page switch {warm:.2f} s (target < {WARM_TARGET_S:.0f} s): "
           f"{'ok' if warm < WARM_TARGET_S else 'MISSED'}")
     for problem in dict.fromkeys(result.problems()):  # each once, not once per pass

@@ -25,11 +25,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from urllm.live import LiveModel  # noqa: E402
+from urllm.app.live import LiveModel  # noqa: E402
+from urllm.app.reader import RunData  # noqa: E402
 from urllm.llm.generate import VARIANTS, Generator  # noqa: E402
-from urllm.llm.stage2 import sample_lines  # noqa: E402
 from urllm.llm.trie import TitleTrie  # noqa: E402
-from urllm.runs import RunData  # noqa: E402
+from urllm.methods.urllm_stage2 import sample_lines  # noqa: E402
 
 SEARCHED = ("free", "constrained", "candidates")  # refined reuses free's beams
 

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +74,8 @@ def main() -> int:
     per_cons = (cons_s - prefill_s) / max(1, cons_tokens)
     print(f"prefill {len(ids)} tokens: {prefill_s:.3f} s")
     print(f"unconstrained beam search ({args.beams} beams, {steps} steps): {free_s:.3f} s, {per_free * 1000:.1f} ms per token")
-    print(f"constrained   beam search ({args.beams} beams, {cons_tokens} tokens in {cons_stats['forwards']} forward passes): {cons_s:.3f} s, {per_cons * 1000:.1f} ms per token")
+    print(f"constrained   beam search ({args.beams} beams, {cons_tokens} tokens in {cons_stats['forwards']} forward passes): "
+          f"{cons_s:.3f} s, {per_cons * 1000:.1f} ms per token")
     print(f"trie overhead per token: {per_cons / per_free:.2f}x (target <= 1.15x)")
     top10_s, out = timed(lambda: gen.run(prompt.text, ex.domain, [], variants=("constrained",)), args.repeats)
     titles = [o.text for o in out["constrained"].outputs]

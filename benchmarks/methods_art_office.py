@@ -16,7 +16,7 @@ same as with full ranking). The stage-1 methods are also printed on every test l
 with full ranking. Same seed, same numbers.
 
 `--profile-users N` adds the row "llm4cdsr+profiles": N training users profiled by
-SmolLM2 (urllm/llm/profiles.py, in --out/profiled) guide LLM4CDSR's training. Rows of
+SmolLM2 (urllm/methods/llm4cdsr_profiles.py, in --out/profiled) guide LLM4CDSR's training. Rows of
 earlier invocations with the same --out and lines are kept in methods.json, so
 methods can be run one at a time.
 """
@@ -38,23 +38,24 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from urllm.config import resolve  # noqa: E402
 from urllm.data import load_dataset  # noqa: E402
-from urllm.evaluation import rank_examples  # noqa: E402
 from urllm.io import atomic_write_json  # noqa: E402
-from urllm.llm import rsllm_run  # noqa: E402
 from urllm.llm.base import load_base_model  # noqa: E402
 from urllm.llm.finetune import LoraTrainConfig  # noqa: E402
 from urllm.llm.generate import GenerationConfig  # noqa: E402
 from urllm.llm.prompt import PromptConfig  # noqa: E402
-from urllm.llm.rsllm import RSLLMConfig  # noqa: E402
-from urllm.llm.stage2 import sample_lines  # noqa: E402
+from urllm.methods import rsllm_run  # noqa: E402
+from urllm.methods.rsllm import RSLLMConfig  # noqa: E402
+from urllm.methods.urllm_stage2 import sample_lines  # noqa: E402
 from urllm.metrics import summarize  # noqa: E402
 from urllm.models.dual_graph import DualGraphConfig, DualGraphModel, ablation_config, sasrec_config  # noqa: E402
+from urllm.models.evaluation import rank_examples  # noqa: E402
 from urllm.models.export import export_stage1  # noqa: E402
 from urllm.models.popularity import Popularity  # noqa: E402
 from urllm.models.trainer import FitConfig, SequenceScorer, fit  # noqa: E402
-from urllm.pipeline import _graphs, _train_llm4cdsr  # noqa: E402
+from urllm.pipeline.config import resolve  # noqa: E402
+from urllm.pipeline.context import dataset_graphs as _graphs  # noqa: E402
+from urllm.pipeline.stages import _train_llm4cdsr  # noqa: E402
 from urllm.seed import seed_everything  # noqa: E402
 
 COLUMNS = ["HR@1", "HR@5", "HR@10", "HR@20", "NDCG@10", "MRR", "ood_rate", "valid_rate", "dup_rate"]
@@ -92,7 +93,7 @@ def profile_users(ds, cfg, out: Path, n: int) -> Path:
     trains in, so it reads them as guidance); the MiniLM item vectors are reused."""
     import shutil
 
-    from urllm.llm.profiles import ProfileConfig, build_profiles, run_sequences, save_run_profiles
+    from urllm.methods.llm4cdsr_profiles import ProfileConfig, build_profiles, run_sequences, save_run_profiles
     from urllm.models.item_text import item_text_embeddings
 
     folder = out / "profiled"

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from urllm.case_study import ordered_methods  # noqa: E402
+from urllm.app.case_study import ordered_methods  # noqa: E402
 from urllm.stats import REFERENCE  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""User-retrieval benchmark (urllm/retrieval.py): exact and approximate faiss indexes.
+"""User-retrieval benchmark (urllm/methods/retrieval.py): exact and approximate faiss indexes.
 
     .venv/bin/python benchmarks/retrieval.py [--large-n 1000000] [--hnsw-m 16] [--nlist 1024]
 
@@ -9,7 +9,7 @@
     equals numpy's (worst of the two modes). Target: under 1 ms a query, same neighbours.
 (b) --large-n random unit vectors, d=128 (float32, generated in chunks of 100k), 200
     random unit queries: exact search (faiss.knn, the ground truth), UserIndex hnsw
-    (M = --hnsw-m, efConstruction 40, built single-threaded, see urllm/retrieval.py) and
+    (M = --hnsw-m, efConstruction 40, built single-threaded, see urllm/methods/retrieval.py) and
     UserIndex ivf (nlist = --nlist, k-means on faiss's default sample of 256 * nlist
     vectors): build time, per-query time (queries one at a time) and recall@10, for a few
     search-time settings (efSearch, nprobe) on the same built index.
@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from urllm.retrieval import RetrievalConfig, UserIndex, numpy_topk  # noqa: E402
+from urllm.methods.retrieval import RetrievalConfig, UserIndex, numpy_topk  # noqa: E402
 
 
 def unit_rows(rng: np.random.Generator, n: int, d: int, chunk: int = 100_000) -> np.ndarray:
@@ -118,7 +118,6 @@ def part_b(n: int, hnsw_m: int, nlist: int, n_queries: int = 200, k: int = 10) -
             ms, got = per_query_ms(lambda q: index.search(q, k)[1], queries, True)
             rows.append((label, f"{param}={value}", built, ms, recall(got, exact)))
             print(f"    [{time.strftime('%H:%M:%S')}] {label} {param}={value} done", flush=True)
-        del index
 
     measure(f"hnsw M={hnsw_m} efC=40", RetrievalConfig(index="hnsw", hnsw_m=hnsw_m), (64, 256, 1024), "ef_search")
     eff = min(nlist, max(1, n // 39))

@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from urllm.data import load_dataset  # noqa: E402
-from urllm.llm import rsllm_run  # noqa: E402
 from urllm.llm.base import load_named  # noqa: E402
 from urllm.llm.generate import GenerationConfig  # noqa: E402
 from urllm.llm.prompt import PromptConfig  # noqa: E402
-from urllm.llm.stage2 import sample_lines  # noqa: E402
+from urllm.methods import rsllm_run  # noqa: E402
+from urllm.methods.urllm_stage2 import sample_lines  # noqa: E402
 
 
 def evaluate(run: Path, config: dict, ds, vectors, test_top, lines, **generation):

@@ -15,16 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from urllm.data import load_dataset  # noqa: E402
-from urllm.evaluation import evaluate  # noqa: E402
-from urllm.metrics import METRIC_NAMES  # noqa: E402
 from urllm.models.dual_graph import DualGraphConfig, DualGraphModel, ablation_config, sasrec_config  # noqa: E402
+from urllm.models.evaluation import evaluate  # noqa: E402
 from urllm.models.export import export_stage1, save_model  # noqa: E402
 from urllm.models.graphs import build_graphs  # noqa: E402
 from urllm.models.popularity import Popularity  # noqa: E402
@@ -64,7 +62,6 @@ def main() -> int:
     print(f"data + graphs: {time.perf_counter() - start:.1f} s; {len(dataset.splits['test'])} test lines")
     results, times = {}, {}
     for method in args.methods:
-        t0 = time.perf_counter()
         if method == "pop":
             scorer, fit_s = Popularity(dataset, train), 0.0
         else:

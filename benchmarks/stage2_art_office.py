@@ -29,20 +29,18 @@ sys.path.insert(0, str(ROOT))
 from urllm.data import load_dataset  # noqa: E402
 from urllm.io import atomic_write_json  # noqa: E402
 from urllm.llm.base import load_base_model  # noqa: E402
-from urllm.llm.finetune import (  # noqa: E402
-    LoraTrainConfig, add_lora, load_adapter, read_report, save_adapter, train_lora)
+from urllm.llm.finetune import LoraTrainConfig, add_lora, load_adapter, read_report, save_adapter, train_lora  # noqa: E402
 from urllm.llm.generate import VARIANTS, GenerationConfig, Generator, for_generation  # noqa: E402
 from urllm.llm.prompt import PromptBuilder, PromptConfig  # noqa: E402
-from urllm.llm.stage2 import (  # noqa: E402
-    Neighbours, Stage2Config, choose_fusion_weight, evaluate_lines, sample_lines, training_examples)
-from urllm.retrieval import RetrievalConfig  # noqa: E402
+from urllm.methods.retrieval import RetrievalConfig  # noqa: E402
+from urllm.methods.urllm_stage2 import Neighbours, Stage2Config, choose_fusion_weight, evaluate_lines, sample_lines, training_examples  # noqa: E402
 
 COLUMNS = ["HR@1", "HR@5", "HR@10", "HR@20", "NDCG@10", "MRR", "ood_rate", "valid_rate", "dup_rate"]
 
 
 def valid_rankings(ds, stage1: Path, top_n: int) -> torch.Tensor:
     """valid_top from the folder's saved dual-graph model (older exports wrote test_top only)."""
-    from urllm.evaluation import rank_examples
+    from urllm.models.evaluation import rank_examples
     from urllm.models.export import load_model
     from urllm.models.graphs import build_graphs
     from urllm.models.sequences import graph_sequences

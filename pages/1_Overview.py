@@ -9,16 +9,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from urllm.case_study import metric_rows
-from urllm.runs import LEGACY_NOTE
-from urllm.safe_text import escape_markdown as md, inline_code
+from urllm.app.case_study import metric_rows
+from urllm.app.reader import LEGACY_NOTE
+from urllm.app.safe_text import escape_markdown as md
+from urllm.app.safe_text import inline_code
+from urllm.app.ui import guard, metric_tables, metrics_frame, sidebar
+from urllm.schema import CURVE_METHODS, STAGES
 from urllm.stats import REFERENCE
-from urllm.ui import guard, metric_tables, metrics_frame, sidebar
 
-# train.py's stages, in the order it runs them
-STAGES = ("data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
-          "generation", "rsllm", "evaluation", "projections")
-CURVE_METHODS = ("sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")  # pop is counted, not trained
 LOSSES = ("ce", "infomax", "align", "contrastive", "profile", "total")  # whichever a model logs
 
 st.set_page_config(page_title="Overview · URLLM Studio", layout="wide")

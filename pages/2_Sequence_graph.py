@@ -7,9 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from urllm.figures import item_neighbourhood_graph, sequence_graph
-from urllm.safe_text import escape_markdown as md
-from urllm.ui import guard, need, sidebar
+from urllm.app.figures import item_neighbourhood_graph, sequence_graph
+from urllm.app.safe_text import escape_markdown as md
+from urllm.app.ui import guard, need, sidebar
 
 st.set_page_config(page_title="Sequence graph · URLLM Studio", layout="wide")
 sel = sidebar()

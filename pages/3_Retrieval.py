@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from urllm.safe_text import escape_markdown as md
-from urllm.ui import guard, need, sidebar
+from urllm.app.safe_text import escape_markdown as md
+from urllm.app.ui import guard, need, sidebar
 
 st.set_page_config(page_title="Retrieval · URLLM Studio", layout="wide")
 sel = sidebar()
@@ -17,9 +17,8 @@ st.title("Retrieval")
 need(run, "data", "users to retrieve for")
 need(run, "retrieval", "neighbour index")
 
-default_k = int(run.config.get("llm", {}).get("k") or 3)
-k = st.slider("neighbours (k)", 1, 20, min(max(default_k, 1), 20), key="_ret_k",
-              help=f"the run's prompts use k = {default_k}")
+k = st.slider("neighbours (k)", 1, 20, min(max(run.main_k, 1), 20), key="_ret_k",
+              help=f"the run's prompts use k = {run.main_k}")
 methods = {"domain": "domain-specific (Eq. 14)", "mixed": "mixed (ablation)"}
 found = {vector: guard(run.neighbours, line, k, vector) for vector in methods}
 

@@ -10,11 +10,10 @@ import html
 
 import streamlit as st
 
-from urllm.generation_view import (SECTION_STYLE, budget_summary, prompt_differences, section_label,
-                                   token_bar)
+from urllm.app.generation_view import SECTION_STYLE, budget_summary, prompt_differences, section_label, token_bar
+from urllm.app.safe_text import escape_markdown as md
+from urllm.app.ui import error_text, guard, need, run_prompts, sidebar
 from urllm.llm.prompt import SECTIONS, PromptTooLong
-from urllm.safe_text import escape_markdown as md
-from urllm.ui import error_text, guard, live_model, need, sidebar
 
 st.set_page_config(page_title="Prompt · URLLM Studio", layout="wide")
 sel = sidebar()
@@ -25,27 +24,26 @@ if line is None:
     st.info("Pick a user with a test line in the sidebar.")
     st.stop()
 
-llm = run.config.get("llm", {})
-default_budget = int(llm.get("prompt", {}).get("max_tokens", 512))
+prompts = guard(run_prompts, run)  # the run's tokenizer alone: no model is loaded here
+default_budget = prompts.config.max_tokens
 left, right = st.columns(2)
 budget = left.slider("Token budget (max_tokens, chat template included)", 64, max(2048, default_budget),
                      default_budget, key=f"_prompt_budget_{run.name}")
-k = right.slider("Neighbours k", 0, 5, min(int(llm.get("k", 1)), 5), key=f"_prompt_k_{run.name}")
+k = right.slider("Neighbours k", 0, 5, min(run.main_k, 5), key=f"_prompt_k_{run.name}")
 
-live = guard(live_model, run)
 neighbours = guard(run.neighbours, line, k)
 try:
-    prompt = live.prompt(line, neighbours, budget)
+    prompt = prompts.prompt(line, neighbours, budget)
 except PromptTooLong as err:
     st.error(f"No prompt fits a budget of {budget} tokens: {error_text(err)}.")
     st.stop()
-uncapped = live.prompt(line, neighbours, 10**9)  # same items without a budget: what the caps alone drop
+uncapped = prompts.prompt(line, neighbours, 10**9)  # same items without a budget: what the caps alone drop
 
 st.markdown(f"User **{md(sel.user)}**, target domain **{md(sel.domain)}**, k = {k}: **{prompt.n_tokens}** tokens "
             f"of a budget of {budget}.")
 st.plotly_chart(token_bar(prompt, budget), width="stretch")
 st.markdown("**Budget policy** (while over budget, drop the oldest item of the longest list):\n"
-            + "".join(f"- {s}\n" for s in budget_summary(prompt, uncapped, live.prompt_config)))
+            + "".join(f"- {s}\n" for s in budget_summary(prompt, uncapped, prompts.config)))
 
 for name in SECTIONS:
     _, background, accent = SECTION_STYLE[name]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from urllm.generation_view import has_adapter, method_columns, plain_variants, run_settings, run_stamp
+from urllm.app.generation_view import has_adapter, method_columns, plain_variants, run_settings, run_stamp
+from urllm.app.safe_text import escape_markdown as md
+from urllm.app.safe_text import inline_code
+from urllm.app.ui import error_text, guard, live_model, need, open_run, sidebar
 from urllm.llm.prompt import PromptTooLong
-from urllm.safe_text import escape_markdown as md, inline_code
-from urllm.ui import error_text, guard, live_model, need, open_run, sidebar
 
 st.set_page_config(page_title="Generation · URLLM Studio", layout="wide")
 
@@ -96,7 +97,6 @@ for column, box in zip(columns, boxes):
             st.markdown(output)
         st.dataframe(ranking_table(column.ranking), hide_index=True)
 if "pipeline" in variants:
-    weight = run.generations.get("fusion", {}).get("weight", 0.0)
     st.caption(f"URLLM pipeline: Algorithm 1's list when it falls back, else the dual-graph ranking fused with the "
-               f"LLM's grounded items at weight {weight:g}, the weight train.py chose on validation lines "
+               f"LLM's grounded items at weight {run.fusion_weight:g}, the weight train.py chose on validation lines "
                "(0: the LLM did not help there, so the list is the dual-graph ranking).")

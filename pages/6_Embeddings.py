@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from urllm.figures import embedding_scatter
-from urllm.safe_text import escape_markdown as md
-from urllm.ui import guard, need, sidebar
+from urllm.app.figures import embedding_scatter
+from urllm.app.safe_text import escape_markdown as md
+from urllm.app.ui import guard, need, sidebar
 
 st.set_page_config(page_title="Embeddings · URLLM Studio", layout="wide")
 sel = sidebar()

@@ -14,12 +14,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from urllm.case_study import ANSWER_RATES, RANK_METRICS, case_study, case_study_html, metric_rows, ordered_methods
-from urllm.figures import DOMAIN_COLOURS, sequence_graph
-from urllm.runs import LEGACY_NOTE, filter_lines
-from urllm.safe_text import escape_markdown as md, escape_plotly
-from urllm.stats import REFERENCE
-from urllm.ui import guard, line_table, metric_tables, metrics_frame, need, sidebar
+from urllm.app.case_study import ANSWER_RATES, case_study, case_study_html, metric_rows, ordered_methods
+from urllm.app.figures import DOMAIN_COLOURS, sequence_graph
+from urllm.app.reader import LEGACY_NOTE, filter_lines
+from urllm.app.safe_text import escape_markdown as md
+from urllm.app.safe_text import escape_plotly
+from urllm.app.ui import guard, line_table, metric_tables, metrics_frame, need, sidebar
+from urllm.stats import METRIC_NAMES, REFERENCE
 
 st.set_page_config(page_title="Evaluation · URLLM Studio", layout="wide")
 sel = sidebar()
@@ -30,7 +31,7 @@ need(run, "dual_graph", "rankings to evaluate")
 # ---- metrics per method and domain -----------------------------------------------------
 st.header("Metrics per method")
 metrics = run.metrics
-metric = st.selectbox("metric", RANK_METRICS, index=RANK_METRICS.index("HR@10"), key="_ev_metric")
+metric = st.selectbox("metric", METRIC_NAMES, index=METRIC_NAMES.index("HR@10"), key="_ev_metric")
 scopes = ["overall", *run.domains]
 # plotly shows method and domain names (keys of the run's files) as HTML: escaped
 colours = {"overall": "#7f7f7f"} | {escape_plotly(d): c for d, c in zip(run.domains, DOMAIN_COLOURS)}

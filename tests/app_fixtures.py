@@ -36,7 +36,7 @@ def texts(at) -> str:
 
 def first_test_user(artifacts: Path, name: str = "tiny") -> tuple[str, str]:
     """(user id, domain name) of the run's first test line."""
-    from urllm.runs import RunData
+    from urllm.app.reader import RunData
 
     run = RunData.open(name, artifacts)
     line = run.test_lines[0]

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from data_fixtures import write_movielens, write_urllm_release
 
 

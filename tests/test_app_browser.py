@@ -13,8 +13,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from app_latency import (CHROMIUM, AppBrowser, app_server, chromium_page, chromium_ready, pages,  # noqa: E402
-                         table, visit_all)
+from app_latency import CHROMIUM, AppBrowser, app_server, chromium_page, chromium_ready, pages, table, visit_all  # noqa: E402
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not chromium_ready(), reason=f"no Chromium at {CHROMIUM}: run `make browser`")]
@@ -28,7 +27,7 @@ WARM_SWITCH_BOUND_S = 5.0
 def tour(tiny_artifacts, tmp_path_factory):
     """The landing page, a user picked in the sidebar (not the one shown first), then
     every page twice; the Streamlit process is stopped whatever happens."""
-    from urllm.runs import RunData
+    from urllm.app.reader import RunData
 
     run = RunData.open("tiny", tiny_artifacts)
     user = run.user_ids[run.test_lines[-1].user]

@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import pytest
-
 from app_fixtures import HOSTILE, hostile_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -1,14 +1,14 @@
 """The sequence-graph, retrieval and embeddings pages, and the figures they draw
-(urllm/figures.py): content of the user named in the URL, widgets, damaged runs."""
+(urllm/app/figures.py): content of the user named in the URL, widgets, damaged runs."""
 import base64
 import json
 
 import numpy as np
 import pytest
-
 from app_fixtures import copy_run, run_page, texts
-from urllm.figures import DOMAIN_COLOURS, embedding_scatter, item_neighbourhood_graph, sequence_graph
-from urllm.runs import RunData
+
+from urllm.app.figures import DOMAIN_COLOURS, embedding_scatter, item_neighbourhood_graph, sequence_graph
+from urllm.app.reader import RunData
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +180,24 @@ def test_retrieval_page_lists_the_neighbours_of_both_methods(tiny_artifacts, mon
     both = {u for u, _ in expected["domain"]} & {u for u, _ in expected["mixed"]}
     assert f"{len(both)} of the 5" in texts(at)
     assert len([e for e in at.expander if e.label.startswith("#")]) == 10
+
+
+@pytest.mark.parametrize("vector", ["domain", "mixed"])
+def test_the_apps_neighbours_are_the_pipelines(tiny_artifacts, run, line, vector):
+    """RunData.neighbours (the saved index) and the pipeline's Neighbours (built from the
+    stage-1 vectors) find the same users for the same line."""
+    from safetensors.torch import load_file
+
+    from urllm.methods.retrieval import RetrievalConfig
+    from urllm.methods.urllm_stage2 import Neighbours
+
+    cfg = RetrievalConfig(**run.config["llm"]["retrieval"] | {"vector": vector})
+    pipeline = Neighbours(run.dataset(), load_file(tiny_artifacts / "tiny" / "stage1_vectors.safetensors"), cfg)
+    for k in (0, 1, 5):
+        found, expected = run.neighbours(line, k, vector), pipeline.query("test", line.index, k)
+        assert [u for u, _ in found] == [u for u, _ in expected] and line.user not in [u for u, _ in found]
+        assert [s for _, s in found] == pytest.approx([s for _, s in expected], rel=1e-5)
+    assert len(run.neighbours(line, 5, vector)) == 5
 
 
 def test_retrieval_page_names_a_corrupt_index(tmp_path, tiny_artifacts, monkeypatch, run, line):

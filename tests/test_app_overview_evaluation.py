@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_fixtures import copy_run, run_page, texts
 from streamlit.runtime.media_file_manager import MediaFileManager
 
-from app_fixtures import copy_run, run_page, texts
-from urllm.case_study import RANK_METRICS, case_study, case_study_html
-from urllm.runs import RunData, RunError
-from urllm.stats import compare
+from urllm.app.case_study import case_study, case_study_html
+from urllm.app.reader import RunData, RunError
+from urllm.stats import METRIC_NAMES, compare
 
 OVERVIEW, EVALUATION = "pages/1_Overview.py", "pages/7_Evaluation.py"
 ORDER = ["pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr",
@@ -116,7 +116,7 @@ def test_overview_shows_every_method_of_the_manifest_with_intervals_on_the_same_
         assert list(table.index) == ORDER and set(ORDER) == set(run.metrics)
         for method in ORDER:
             want = run.metrics[method][scope]
-            for metric in RANK_METRICS:
+            for metric in METRIC_NAMES:
                 check_stats_row(table, method, want, metric)
             for column in ("ood_rate", "valid_rate", "dup_rate", "n"):
                 if column in table.columns:
@@ -294,7 +294,8 @@ def test_a_corrupt_line_ranks_file_is_named(tmp_path, tiny_artifacts, monkeypatc
         assert not at.exception
         assert "line_ranks.json" in at.error[0].value and "corrupt" in at.error[0].value
     for bad, why in [({"methods": {"pop": [1, 2]}}, "2 ranks for the run's 47 test lines"),
-                     ({"methods": {"pop": "123"}}, "methods.pop expected a list of numbers and nulls, got a string"), ({"lines": []}, "no 'methods'"),
+                     ({"methods": {"pop": "123"}}, "methods.pop expected a list of numbers and nulls, got a string"),
+                     ({"lines": []}, "no 'methods'"),
                      ({"methods": {"pop": [0] * 47}}, "below 1")]:
         path.write_text(json.dumps(bad))
         with pytest.raises(RunError, match="line_ranks.json") as err:
@@ -451,7 +452,7 @@ def test_case_study_html_escapes_titles_and_prompts_and_needs_no_network(tmp_pat
     run = tiny(arts)
     study = case_study(run, line)
     assert study["target"]["title"] == "target " + EVIL
-    from urllm.figures import sequence_graph
+    from urllm.app.figures import sequence_graph
 
     for fig in (None, sequence_graph(run, line)):
         page = case_study_html(study, fig)

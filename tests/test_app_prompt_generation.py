@@ -1,22 +1,38 @@
 """The Prompt and Generation pages on the tiny run (its random tiny LM is deterministic, so
 the pages must show exactly what LiveModel returns), and the display helpers of
-urllm/generation_view.py."""
+urllm/app/generation_view.py."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from app_fixtures import copy_run, run_page, texts
+from app_fixtures import ROOT, copy_run, run_page, texts
 
-from urllm.generation_view import (LLM4CDSR_LABEL as LLM4CDSR, RSLLM_LABEL as RSLLM, VARIANT_LABELS, budget_summary, escape_markdown, flag_badges, method_columns,
-                                   output_line, plain_variants, prompt_differences, rank_text, ranking_rows,
-                                   section_label, token_bar)
+from urllm.app.generation_view import LLM4CDSR_LABEL as LLM4CDSR
+from urllm.app.generation_view import RSLLM_LABEL as RSLLM
+from urllm.app.generation_view import (
+    SECTION_STYLE,
+    VARIANT_LABELS,
+    budget_summary,
+    escape_markdown,
+    flag_badges,
+    method_columns,
+    output_line,
+    plain_variants,
+    prompt_differences,
+    rank_text,
+    ranking_rows,
+    section_label,
+    token_bar,
+)
+from urllm.app.reader import RunData, read_tensors
 from urllm.llm.generate import Generation, Output
-from urllm.llm.prompt import Prompt, PromptTooLong
-from urllm.runs import RunData, read_tensors
+from urllm.llm.prompt import SECTIONS, Prompt, PromptTooLong
 
 PROMPT, GENERATION = "pages/4_Prompt.py", "pages/5_Generation.py"
 
@@ -28,7 +44,7 @@ def tiny(tiny_artifacts) -> RunData:
 
 @pytest.fixture(scope="module")
 def live(tiny):
-    from urllm.live import LiveModel
+    from urllm.app.live import LiveModel
 
     return LiveModel.load(tiny)
 
@@ -71,7 +87,7 @@ def method_blocks(at) -> dict:
 
 
 def no_live_generation(monkeypatch):
-    from urllm.live import LiveModel
+    from urllm.app.live import LiveModel
 
     def refuse(*args, **kwargs):
         raise AssertionError("the page ran the model")
@@ -120,6 +136,79 @@ def test_prompt_budget_and_k_rebuild_the_prompt_and_a_budget_too_small_says_so(t
     assert not at.exception
     assert "No prompt fits a budget of 64" in at.error[0].value and "minimal prompt" in at.error[0].value
     assert not at.download_button
+
+
+def test_the_prompt_page_loads_no_model(tiny, live, tiny_artifacts, tmp_path, monkeypatch):
+    from urllm.app.live import LiveModel
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Prompt page loaded the model")
+
+    monkeypatch.setattr(LiveModel, "load", refuse)
+    arts = copy_run(tiny_artifacts, tmp_path)  # another folder: nothing cached by an earlier test
+    line = evaluated_line(tiny)
+    at = run_page(PROMPT, monkeypatch, arts, **url(tiny, line))
+    assert not at.exception and not at.error
+    expected = live.prompt(line, tiny.neighbours(line, run_k(tiny)))
+    assert f"**{expected.n_tokens}** tokens" in texts(at)
+    assert "one the run used in evaluation" in at.success[0].value
+
+
+def test_the_run_prompts_build_the_live_models_prompt_without_torch(tiny, live, tiny_artifacts):
+    """RunPrompts (the run's tokenizer alone) in a fresh interpreter: the prompt of the
+    live model (base model and adapter loaded), and torch never imported."""
+    line = evaluated_line(tiny)
+    code = f"""
+import json, sys
+from pathlib import Path
+from urllm.app.live import RunPrompts
+from urllm.app.reader import RunData
+
+run = RunData.open("tiny", Path({str(tiny_artifacts)!r}))
+line = run.test_lines[{line.index}]
+prompt = RunPrompts.load(run).prompt(line, run.neighbours(line, {run_k(tiny)}))
+print(json.dumps({{"text": prompt.text, "tokens": prompt.tokens, "heavy": [m for m in ("torch", "peft") if m in sys.modules]}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["heavy"] == []
+    expected = live.prompt(line, tiny.neighbours(line, run_k(tiny)))
+    assert got["text"] == expected.text and got["tokens"] == expected.tokens
+
+
+def test_a_run_generated_with_another_k_than_configured_shows_that_k_everywhere(tiny, tiny_artifacts, tmp_path,
+                                                                                monkeypatch):
+    """llm.k = 3 but generated with ks = [1]: the run's prompts and numbers are k = 1's."""
+    from urllm.app.case_study import case_study
+
+    arts = copy_run(tiny_artifacts, tmp_path)
+    folder = arts / "tiny"
+    for name, change in (("manifest.json", lambda m: m["config"]["llm"].update(k=3)),
+                         ("generations.json", lambda g: g.update(k=3, ks=[1]))):
+        data = json.loads((folder / name).read_text())
+        change(data)
+        (folder / name).write_text(json.dumps(data))
+    run, line = RunData.open("tiny", arts), evaluated_line(tiny)
+    assert run.main_k == 1 and run.precomputed(line) == run.precomputed(line, 1)
+    assert case_study(run, line)["k"] == 1
+    for page, slider in ((PROMPT, "_prompt_k_tiny"), ("pages/3_Retrieval.py", "_ret_k"), (GENERATION, "_gen_k_tiny")):
+        at = run_page(page, monkeypatch, arts, **url(run, line))
+        assert not at.exception and at.slider(key=slider).value == 1, page
+    assert "Precomputed by train.py at the run's settings (k = 1" in texts(at)  # the Generation page
+
+
+def test_the_case_study_colours_the_prompt_sections_like_the_prompt_page(tiny, tiny_artifacts, monkeypatch):
+    from urllm.app.case_study import case_study, case_study_html
+
+    line = evaluated_line(tiny)
+    at = run_page(PROMPT, monkeypatch, tiny_artifacts, **url(tiny, line))
+    blocks = " ".join(m.value for m in at.markdown if m.proto.allow_html)
+    page = case_study_html(case_study(tiny, line))
+    for name in SECTIONS:
+        _, background, accent = SECTION_STYLE[name]
+        style = f"background:{background};border-left:4px solid {accent}"
+        assert style in blocks and style in page, name
 
 
 # ---- Generation page ------------------------------------------------------------------------
@@ -180,6 +269,12 @@ def test_generation_live_button_shows_what_the_live_model_generates(tiny, live, 
         assert shown[0] == rank_text(tiny, g.ranking, line)
         assert shown[1:] == [output_line(tiny, r, dataclasses.asdict(o)) for r, o in enumerate(g.outputs, 1)]
         assert blocks[label].dataframe[0].value["item"].tolist() == [tiny.item_label(i) for i in g.ranking[:10]]
+    # the pipeline's list is the one the pipeline's own function makes of these generations
+    from urllm.methods.urllm_stage2 import LineResult, pipeline_ranking
+
+    weight = tiny.generations["fusion"]["weight"]
+    assert expected["pipeline"].ranking == pipeline_ranking(LineResult(line.index, [], {}, {}, expected), tiny.rankings,
+                                                            weight, live.generation_config.top_k)
     at.run()  # the live result stays on a rerun (from the cache, not a second button press)
     assert "Generated live in" in texts(at) and len(method_blocks(at)) == 7  # 4 variants, the pipeline, LLM4CDSR, dual graph
 
@@ -195,7 +290,7 @@ def test_generation_without_lora_uses_the_untuned_base_model_and_says_so(tiny_ar
 
 
 def test_a_prompt_too_long_for_the_model_is_a_message(tiny_artifacts, tmp_path, monkeypatch):
-    from urllm.live import LiveModel
+    from urllm.app.live import LiveModel
 
     def too_long(*args, **kwargs):
         raise PromptTooLong("prompt of 3000 tokens + 12 new tokens exceeds the model's context of 2048")
@@ -284,3 +379,9 @@ def test_prompt_helpers():
         "neighbours' items: 3 of 12 kept; 2 dropped by the budget, 7 beyond max_neighbor_items=5"]
     fig = token_bar(prompt, 30)
     assert sum(bar.x[0] for bar in fig.data) == prompt.n_tokens == 20
+
+
+def test_the_generation_columns_follow_the_shared_variant_names():
+    from urllm.schema import RECORD_VARIANTS
+
+    assert tuple(VARIANT_LABELS) == RECORD_VARIANTS

@@ -1,4 +1,4 @@
-"""Nothing from a URL or a run file renders as markdown or HTML (urllm/safe_text.py): a
+"""Nothing from a URL or a run file renders as markdown or HTML (urllm/app/safe_text.py): a
 hostile `user=` in the URL, and a run whose titles, user ids, LLM answers, profiles and
 manifest texts are markdown links, images and HTML, show as text on every page, cut when
 very long, and messages name files relative to the artifacts folder."""
@@ -6,9 +6,9 @@ import json
 import re
 
 import pytest
-
 from app_fixtures import HOSTILE, copy_run, hostile_run, markdown_texts, run_page, unescaped_markup
-from urllm.safe_text import LIMIT, cut, escape_markdown, escape_plotly, inline_code, relative_paths
+
+from urllm.app.safe_text import LIMIT, cut, escape_markdown, escape_plotly, inline_code, relative_paths
 
 PAGES = ["app.py", "pages/1_Overview.py", "pages/2_Sequence_graph.py", "pages/3_Retrieval.py", "pages/4_Prompt.py",
          "pages/5_Generation.py", "pages/6_Embeddings.py", "pages/7_Evaluation.py"]

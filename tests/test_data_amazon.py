@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_fixtures import AMAZON_CATS, AMAZON_META, amazon_reviews, amazon_spec, refused_by, write_amazon
 
-from data_fixtures import refused_by, AMAZON_CATS, AMAZON_META, amazon_reviews, amazon_spec, write_amazon
 from urllm.data import SPLITS, load_dataset
 
 ART, OFFICE = AMAZON_CATS

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from data_fixtures import set_line, write_urllm_release
+
 from urllm.data import DataError, load_dataset, parse_spec
 from urllm.data.synthetic import SyntheticConfig
 

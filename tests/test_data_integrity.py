@@ -9,8 +9,8 @@ import copy
 
 import numpy as np
 import pytest
+from data_fixtures import amazon_spec, refused_by, set_line, urllm_line, write_amazon, write_movielens
 
-from data_fixtures import refused_by, amazon_spec, set_line, urllm_line, write_amazon, write_movielens
 from urllm.data import DataError, Example, load_dataset
 
 

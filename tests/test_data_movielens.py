@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from data_fixtures import ML_MOVIES, ML_RATINGS, set_line, write_movielens
+
 from urllm.data import SPLITS, DataError, load_dataset
 from urllm.data.movielens import DEFAULT_A_GENRES, default_root
 

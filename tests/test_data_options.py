@@ -4,10 +4,10 @@ line naming the field, the value and what was expected; nothing else ever escape
 from __future__ import annotations
 
 import pytest
+from data_fixtures import refused_by, write_urllm_release
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_fixtures import refused_by, write_urllm_release
 from urllm.data import DataError, load_dataset, parse_spec
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from data_fixtures import URLLM_ITEMS, URLLM_LINES, URLLM_USERS, set_line, urllm_line, write_urllm_release
+
 from urllm.data import SPLITS, DataError, load_dataset
 
 ART_OFFICE = Path(__file__).resolve().parents[1].parent / "shared/data/amazon-art-office"

@@ -6,12 +6,18 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from llm_fixtures import tiny_lm, tiny_tokenizer
+
 from urllm.data import load_dataset
-from urllm.evaluation import evaluate
-from urllm.models.item_text import (cached_item_embeddings, item_text_embeddings, item_texts, lm_item_embeddings,
-                                    minilm_item_embeddings, pca_reduce)
+from urllm.models.evaluation import evaluate
+from urllm.models.item_text import (
+    cached_item_embeddings,
+    item_text_embeddings,
+    item_texts,
+    lm_item_embeddings,
+    minilm_item_embeddings,
+    pca_reduce,
+)
 from urllm.models.llm4cdsr import LLM4CDSRConfig, LLM4CDSRModel, train_llm4cdsr
 from urllm.models.popularity import Popularity
 from urllm.models.trainer import FitConfig, SequenceScorer

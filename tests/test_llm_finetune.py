@@ -1,14 +1,22 @@
 """LoRA fine-tuning on a tiny random LM: answer-only labels, head only where labels are,
 loss going down, adapter saved atomically and reloaded."""
+import pytest
 import torch
 
 from tests.llm_fixtures import tiny_lm, tiny_tokenizer
 from urllm.data import load_dataset
-from urllm.llm.finetune import (LoraTrainConfig, add_lora, answer_loss, collate, encode_example, load_adapter,
-                                read_report, save_adapter, train_lora)
+from urllm.llm.finetune import (
+    LoraTrainConfig,
+    add_lora,
+    answer_loss,
+    collate,
+    encode_example,
+    load_adapter,
+    read_report,
+    save_adapter,
+    train_lora,
+)
 from urllm.llm.prompt import PromptBuilder, answer_text
-
-import pytest
 
 
 @pytest.fixture(scope="module")

@@ -134,7 +134,8 @@ def test_complete_and_flags(ds):
     a = int(ds.items_of(0)[0])
     b = int(ds.items_of(1)[0])
     flags = flag_outputs(["x", "y", "z", "w"], [a, b, None, a], ds.item_domain, 0)
-    assert [(f.valid, f.in_domain, f.duplicate) for f in flags] == [(True, True, False), (True, False, False), (False, False, False), (True, True, True)]
+    assert [(f.valid, f.in_domain, f.duplicate) for f in flags] == [(True, True, False), (True, False, False), (False, False, False),
+                                                                    (True, True, True)]
 
 
 def test_generator_runs_every_variant(ds, tok, lm):

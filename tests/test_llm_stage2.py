@@ -1,6 +1,5 @@
 """Stage 2 end to end on synthetic data: stage-1 vectors -> neighbours -> prompts -> LoRA
 -> every generation variant -> metrics, with a tiny random LM."""
-import numpy as np
 import pytest
 import torch
 
@@ -9,13 +8,13 @@ from urllm.data import load_dataset
 from urllm.llm.finetune import LoraTrainConfig, add_lora, train_lora
 from urllm.llm.generate import GenerationConfig, Generator
 from urllm.llm.prompt import PromptBuilder, PromptConfig
-from urllm.llm.stage2 import Neighbours, Stage2Config, evaluate_lines, sample_lines, score_results, training_examples
+from urllm.methods.retrieval import RetrievalConfig
+from urllm.methods.urllm_stage2 import Neighbours, Stage2Config, evaluate_lines, sample_lines, score_results, training_examples
 from urllm.models.dual_graph import DualGraphConfig, DualGraphModel
 from urllm.models.export import export_stage1
 from urllm.models.graphs import build_graphs
 from urllm.models.sequences import graph_sequences
 from urllm.models.trainer import FitConfig, fit
-from urllm.retrieval import RetrievalConfig
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ def test_completed_ranks_are_full_ranks_comparable_with_stage1(trained, stage1):
     """A list completed by the dual-graph ranking ranks the target as the full ranking
     does: the dual-graph top-20 gives stage 1's own full rank on every line; a list naming
     the target puts it at its position; a list of other items pushes it down by those."""
-    from urllm.evaluation import CompletedRanks, rank_examples
+    from urllm.models.evaluation import CompletedRanks, rank_examples
     from urllm.models.trainer import SequenceScorer
 
     ds, model = trained
@@ -116,14 +115,14 @@ def test_fuse_weight_zero_is_the_dual_graph_ranking_and_a_large_weight_puts_llm_
 
 def _result(line: int, llm_items: list[int], fell_back: bool = False):
     from urllm.llm.generate import Generation
-    from urllm.llm.stage2 import LineResult
+    from urllm.methods.urllm_stage2 import LineResult
 
     refined = Generation("refined", [], [], fell_back, {"llm_items": llm_items})
     return LineResult(line, [], {}, {}, {"refined": refined})
 
 
 def test_fusion_weight_is_chosen_on_valid_and_never_below_the_dual_graph_there(stage1):
-    from urllm.llm.stage2 import choose_fusion_weight, pipeline_ranking
+    from urllm.methods.urllm_stage2 import choose_fusion_weight, pipeline_ranking
 
     ds = stage1[0]
     valid = ds.splits["valid"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from urllm.metrics import metrics_from_ranks, rank_of_target, summarize
+from urllm.metrics import metrics_from_ranks, rank_in_list, rank_of_target, summarize
 
 
 def test_rank_counts_higher_scores_and_ties_pessimistically():
@@ -19,6 +19,13 @@ def test_rank_counts_higher_scores_and_ties_pessimistically():
     )
     ranks = rank_of_target(scores, torch.tensor([0, 3, 1, 2]))
     assert ranks.tolist() == [1, 3, 4, 2]
+
+
+def test_rank_in_a_list_is_the_1_based_position_or_inf():
+    ranking = np.array([7, 3, 9])  # a top-K row as stored (numpy ids)
+    assert [rank_in_list(ranking, t) for t in (7, 9, np.int64(3))] == [1.0, 3.0, 2.0]
+    assert rank_in_list(ranking, 4) == math.inf and rank_in_list([], 7) == math.inf
+    assert metrics_from_ranks(np.array([rank_in_list(ranking, 4)]))["MRR"] == 0.0  # absent: scores 0
 
 
 def test_metrics_hand_computed():

@@ -3,11 +3,11 @@ fallbacks, which sequences a run profiles, and the files the app and the model r
 import numpy as np
 import pytest
 import torch
-
 from llm_fixtures import tiny_lm, tiny_tokenizer
+
 from urllm.data import load_dataset
-from urllm.llm import profiles as prof
-from urllm.llm.profiles import ProfileConfig, build_profiles, cluster_items, run_sequences
+from urllm.methods import llm4cdsr_profiles as prof
+from urllm.methods.llm4cdsr_profiles import ProfileConfig, build_profiles, cluster_items, run_sequences
 
 
 @pytest.fixture(scope="module", autouse=True)

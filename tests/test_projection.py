@@ -1,11 +1,11 @@
-"""2-D projections (urllm/projection.py) on tiny random data.
+"""2-D projections (urllm/models/projection.py) on tiny random data.
 
 The first UMAP call in the process compiles umap's numba kernels (~12 s); the rest is fast.
 """
 import numpy as np
 import pytest
 
-from urllm.projection import ProjectionConfig, pca_layout, project, project_run
+from urllm.models.projection import ProjectionConfig, pca_layout, project, project_run
 
 
 def _random(n, d=16, seed=0):

@@ -1,4 +1,4 @@
-"""User retrieval (urllm/retrieval.py): exact faiss search vs the numpy reference, self
+"""User retrieval (urllm/methods/retrieval.py): exact faiss search vs the numpy reference, self
 exclusion, one result per user, padding, approximate indexes, files, config, domains."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from urllm.retrieval import RetrievalConfig, UserIndex, build_domain_indexes, numpy_topk
+from urllm.methods.retrieval import RetrievalConfig, UserIndex, build_domain_indexes, numpy_topk
 
 
 def unit(x: np.ndarray) -> np.ndarray:

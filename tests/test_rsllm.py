@@ -6,16 +6,27 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from llm_fixtures import tiny_lm, tiny_tokenizer
+
 from urllm.data import load_dataset
 from urllm.llm.beam import beam_search, prefill
 from urllm.llm.finetune import LoraTrainConfig, add_lora, encode_example
 from urllm.llm.prompt import PromptBuilder, PromptConfig, answer_text
-from urllm.llm.rsllm import (Projector, RSLLMConfig, build_soft_prompt, choose_placeholder, embed_soft_prompt,
-                             encode_unified, generate_from_soft_prompt, info_nce, prefill_embeds, rsllm_losses,
-                             title_token_ids, train_rsllm)
 from urllm.llm.trie import TitleTrie
+from urllm.methods.rsllm import (
+    Projector,
+    RSLLMConfig,
+    build_soft_prompt,
+    choose_placeholder,
+    embed_soft_prompt,
+    encode_unified,
+    generate_from_soft_prompt,
+    info_nce,
+    prefill_embeds,
+    rsllm_losses,
+    title_token_ids,
+    train_rsllm,
+)
 
 ID_DIM = 8
 LORA = dict(r=4, alpha=8, target_modules=["q_proj", "v_proj"])
@@ -232,7 +243,7 @@ def test_prefill_embeds_without_soft_tokens_equals_prefill(setup, with_lora):
         assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
 
 
-# ---- RSLLM as a run's method (urllm/llm/rsllm_run.py) ------------------------------------------
+# ---- RSLLM as a run's method (urllm/methods/rsllm_run.py) ------------------------------------------
 def run_vectors(ds, id_table):
     """stage1_vectors as the run stores them: the item table and per training line a user
     vector per target domain."""
@@ -242,7 +253,7 @@ def run_vectors(ds, id_table):
 
 
 def test_run_examples_pair_each_training_line_with_its_user_vector(setup):
-    from urllm.llm.rsllm_run import RSLLMRunConfig, training_examples
+    from urllm.methods.rsllm_run import RSLLMRunConfig, training_examples
 
     ds, tok, builder, id_table = setup
     vectors = run_vectors(ds, id_table)
@@ -259,7 +270,7 @@ def test_run_examples_pair_each_training_line_with_its_user_vector(setup):
 
 def test_run_trains_scores_in_domain_and_saves_what_load_restores(setup, tmp_path):
     from urllm.llm.generate import GenerationConfig
-    from urllm.llm.rsllm_run import RSLLMResult, RSLLMRunConfig, evaluate, load, save, train_and_evaluate
+    from urllm.methods.rsllm_run import RSLLMResult, RSLLMRunConfig, evaluate, load, save, train_and_evaluate
 
     ds, tok, _, id_table = setup
     vectors = run_vectors(ds, id_table)

@@ -1,4 +1,4 @@
-"""One writer per run folder (urllm/lock.py, urllm/run.py): a second writer is refused at
+"""One writer per run folder (urllm/pipeline/lock.py, urllm/pipeline/writer.py): a second writer is refused at
 once naming the holder, a dead holder's lock is taken over, and the lock is released on
 every exit path. Real processes, since the lock is between processes."""
 import json
@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 import train
-from urllm.lock import RunLock, RunLocked, holder
-from urllm.manifest import file_record
-from urllm.run import Run, RunRefused
+from urllm.pipeline.lock import RunLock, RunLocked, holder
+from urllm.pipeline.manifest import file_record
+from urllm.pipeline.writer import Run, RunRefused
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLD = """
 import sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from urllm.run import Run
+from urllm.pipeline.writer import Run
 run = Run(Path({out!r}), {{"a": 1}}, Path({root!r}))
 print("locked", flush=True)
 time.sleep(600)
@@ -87,13 +87,13 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path):
 
 
 def test_lock_released_when_the_pipeline_fails(tmp_path, monkeypatch, capsys):
-    import urllm.pipeline
+    import urllm.pipeline.stages
 
     def failing(cfg, run, ds):
         assert holder(run.dir)["pid"] == os.getpid()
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(urllm.pipeline, "run_pipeline", failing)
+    monkeypatch.setattr(urllm.pipeline.stages, "run_pipeline", failing)
     assert train.main(["--profile", "tiny", "--out", str(tmp_path / "r")]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert holder(tmp_path / "r") is None
@@ -146,3 +146,24 @@ def test_unwritable_parent_refused(tmp_path):
             Run.check(parent / "r", {"a": 1})
     finally:
         parent.chmod(0o700)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A read-only tmpfs (root may mount one here; root ignores permission bits, not EROFS)."""
+    where = tmp_path / "rofs"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("cannot mount a read-only filesystem here")
+    yield where
+    subprocess.run(["umount", str(where)], check=True)
+
+
+def test_out_on_a_read_only_filesystem_is_one_line_and_exit_2(read_only_dir, capsys):
+    out = read_only_dir / "r"
+    with pytest.raises(RunRefused, match="read-only filesystem"):
+        Run.check(out, {"a": 1})
+    assert train.main(["--profile", "tiny", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "read-only filesystem" in err and "Traceback" not in err, err
+    assert not out.exists()

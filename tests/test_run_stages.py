@@ -1,4 +1,4 @@
-"""Stage bookkeeping of urllm/run.py: reuse, invalidation, and a failing write."""
+"""Stage bookkeeping of urllm/pipeline/writer.py: reuse, invalidation, and a failing write."""
 import errno
 import json
 
@@ -6,7 +6,7 @@ import pytest
 
 import train
 from urllm.io import atomic_write_json
-from urllm.run import Run, RunRefused
+from urllm.pipeline.writer import Run, RunRefused
 
 
 def writer(name, payload):
@@ -50,12 +50,12 @@ def test_disk_full_mid_stage_leaves_a_loadable_incomplete_run(tmp_path):
 
 
 def test_train_reports_a_write_failure_and_where(tmp_path, monkeypatch, capsys):
-    import urllm.pipeline
+    import urllm.pipeline.stages
 
     def failing(cfg, run, ds):
         raise OSError(errno.EACCES, "Permission denied", str(run.dir / "data.json"))
 
-    monkeypatch.setattr(urllm.pipeline, "run_pipeline", failing)
+    monkeypatch.setattr(urllm.pipeline.stages, "run_pipeline", failing)
     code = train.main(["--profile", "tiny", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and "Permission denied" in err and str(tmp_path / "r") in err and "incomplete" in err

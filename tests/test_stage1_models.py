@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from urllm.data import Dataset, Example, User, load_dataset
-from urllm.evaluation import evaluate, rank_examples
 from urllm.models.dual_graph import DualGraphConfig, DualGraphModel, ablation_config, sasrec_config
+from urllm.models.evaluation import evaluate, rank_examples
 from urllm.models.graphs import build_graphs
 from urllm.models.popularity import Popularity
 from urllm.models.sequences import pad_histories, training_sequences

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from urllm.config import resolve, set_field
-from urllm.manifest import file_record
+from urllm.pipeline.config import resolve, set_field
+from urllm.pipeline.manifest import file_record
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {"pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr", "urllm", "urllm_free", "urllm_constrained",
@@ -119,6 +119,33 @@ def test_rerun_reuses_every_stage_and_other_config_is_refused(tiny_run):
     assert other.returncode == 2 and "another config" in other.stderr and "fit" in other.stderr
 
 
+def test_a_rerun_with_every_stage_reused_loads_no_model(tiny_run, monkeypatch, capsys):
+    """The same run again, in this process: every stage reused, and neither the LM nor a
+    dual-graph model (nor its graphs) loaded, so it costs a small share of the first run."""
+    import train
+    import urllm.llm.base
+    import urllm.pipeline.context
+    import urllm.pipeline.stages  # noqa: F401  imports are paid once per process, not per run
+    from urllm.models.dual_graph import DualGraphModel
+
+    out, _, first_s = tiny_run
+    loaded = []
+
+    def spy(name, real):
+        return lambda *args, **kwargs: loaded.append(name) or real(*args, **kwargs)
+
+    monkeypatch.setattr(urllm.llm.base, "load_named", spy("lm", urllm.llm.base.load_named))
+    monkeypatch.setattr(urllm.pipeline.context, "dataset_graphs", spy("graphs", urllm.pipeline.context.dataset_graphs))
+    monkeypatch.setattr(DualGraphModel, "__init__", spy("dual_graph", DualGraphModel.__init__))
+    start = time.perf_counter()
+    assert train.main(["--profile", "tiny", "--out", str(out)]) == 0
+    seconds = time.perf_counter() - start
+    assert capsys.readouterr().out.count("unchanged, reused") == 13
+    assert loaded == []
+    print(f"rerun {seconds:.1f} s, first run {first_s:.1f} s")
+    assert seconds < 0.15 * first_s
+
+
 def test_kill_mid_run_then_resume(tmp_path):
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "train.py", "--profile", "tiny", "--out", str(out)], cwd=ROOT,
@@ -184,15 +211,15 @@ def test_torchrun_two_cpu_ranks_train_identical_adapters(tmp_path):
     assert again.returncode != 0 and "another config" in again.stderr, again.stderr[-2000:]
 
 
-def test_llm_device_is_this_ranks_gpu_when_cuda_is_available(monkeypatch):
+def test_run_device_is_this_ranks_gpu_when_cuda_is_available(monkeypatch):
     import torch
 
-    from urllm.pipeline import llm_device
+    from urllm.pipeline.context import run_device
 
     cfg = resolve("tiny", [])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert llm_device(cfg) == torch.device("cpu")
+    assert run_device(cfg) == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("LOCAL_RANK", "3")
-    assert llm_device(cfg) == torch.device("cuda", 3)
-    assert llm_device(resolve("tiny", ["device=cpu"])) == torch.device("cpu")  # forced
+    assert run_device(cfg) == torch.device("cuda", 3)
+    assert run_device(resolve("tiny", ["device=cpu"])) == torch.device("cpu")  # forced

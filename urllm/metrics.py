@@ -1,5 +1,9 @@
 """Full-ranking metrics (DESIGN 2.6): the target is ranked against ALL items of its domain.
 
+Every target rank comes from one of two helpers: `rank_of_target` from score rows,
+`rank_in_list` from a ranked list of item ids. No torch import: the app uses this module
+too (rank_of_target works on the torch tensors it is given).
+
 Ties are counted pessimistically: an item scoring exactly the target's score ranks above
 it, so a model that scores everything equally gets the worst rank, not a lucky one.
 """
@@ -18,6 +22,13 @@ def rank_of_target(scores, target_col):
     target = scores.gather(1, target_col.view(-1, 1))
     better_or_tied = (scores >= target).sum(dim=1)  # counts the target itself once
     return better_or_tied.long()
+
+
+def rank_in_list(ranking, target: int) -> float:
+    """1-based position of `target` in a ranked list of item ids, inf when absent (a list
+    method's rank without completion; urllm.models.evaluation.CompletedRanks completes it)."""
+    ranking, target = [int(i) for i in ranking], int(target)
+    return float(ranking.index(target) + 1) if target in ranking else float("inf")
 
 
 def metrics_from_ranks(ranks: np.ndarray) -> dict[str, float]:

@@ -19,10 +19,16 @@ import numpy as np
 import pandas as pd
 
 from urllm.data.checks import (
-    MAX_COUNT, MAX_SEED, MAX_UNIX_TIME,
-    check_dir, check_float, check_int, check_names, check_split_fractions,
+    MAX_COUNT,
+    MAX_SEED,
+    MAX_UNIX_TIME,
+    check_dir,
+    check_float,
+    check_int,
+    check_names,
+    check_split_fractions,
 )
-from urllm.data.dataset import Dataset, User
+from urllm.data.dataset import Dataset
 from urllm.data.errors import DataError, cannot_read, shown, where
 from urllm.data.splits import keep_active_users, user_disjoint_splits, users_from_sorted
 

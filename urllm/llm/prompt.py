@@ -16,19 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from urllm.data.dataset import Dataset
+from urllm.llm.config import PromptConfig
 
 SECTIONS = ("instruction", "neighbors", "history", "question")
 
 
 class PromptTooLong(ValueError):
     pass
-
-
-@dataclass
-class PromptConfig:
-    max_tokens: int = 512  # budget of the whole prompt, chat template included
-    max_history: int = 30  # most recent items of the user considered before the budget
-    max_neighbor_items: int = 15  # most recent items of each neighbour considered
 
 
 @dataclass

@@ -32,7 +32,7 @@ class SharedPrefixCache:
         self.suffix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @classmethod
-    def from_hf(cls, cache) -> "SharedPrefixCache":
+    def from_hf(cls, cache) -> SharedPrefixCache:
         """From the DynamicCache of a batch-1 prompt pass (the tensors are shared, not copied)."""
         return cls([(layer.keys, layer.values) for layer in cache.layers])
 
@@ -44,7 +44,7 @@ class SharedPrefixCache:
     def generated(self) -> int:
         return 0 if self.suffix is None else self.suffix[0][0].shape[2]
 
-    def fork(self) -> "SharedPrefixCache":
+    def fork(self) -> SharedPrefixCache:
         """A cache for a new search over the same prompt (the prompt part is shared)."""
         return SharedPrefixCache(self.prefix)
 

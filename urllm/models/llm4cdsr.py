@@ -10,7 +10,7 @@ std 0.02 against unit-scale adapted text, it starts close to a text-only model a
 only where the interactions push it.
 
 Three CAUSAL transformer threads read a user's interleaved sequence (the encoder of the
-dual-graph model, `CausalEncoder`): the mixed thread over the adapted global embeddings
+dual-graph model, urllm/models/encoder.py): the mixed thread over the adapted global embeddings
 of every item, and one thread per domain over that domain's items only, in order. The
 user vector for target domain X after position p is H_mixed[p] + H_X[p] (H_X taken at the
 last X item up to p; URLLM Eq. 14, so the two methods are comparable), and it scores the
@@ -19,7 +19,7 @@ items of X by dot product with their adapted global embeddings.
 Losses: next-item cross-entropy over the label's domain with sampled negatives that are
 the same for every position of a batch, plus the contrastive regularisation of the
 adapter between the two domains (`LLM4CDSRModel.contrastive_loss`), and, for users with
-a hierarchical LLM profile (urllm/llm/profiles.py), the profile guidance
+a hierarchical LLM profile (urllm/methods/llm4cdsr_profiles.py), the profile guidance
 (`LLM4CDSRModel.profile_loss`): the mixed thread's state after a user's training
 sequence is pulled towards the user's adapted profile embedding. Guidance shapes
 training only; scoring reads sequences alone, so users without a profile (and new
@@ -42,50 +42,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from urllm.data.dataset import Dataset
-from urllm.models.dual_graph import CausalEncoder
-from urllm.models.item_text import EMBEDDERS, pca_reduce
+from urllm.models.config import LLM4CDSRConfig
+from urllm.models.encoder import CausalEncoder, domain_thread_states, full_softmax_loss, label_groups, last_states, sampled_softmax_loss
+from urllm.models.item_text import pca_reduce
 from urllm.models.trainer import FitConfig, FitResult, fit
 from urllm.seed import seed_everything
 
 CONTRASTIVE_MAX_ITEMS = 1024  # items per batch in the contrastive term (a random subset beyond)
-
-
-@dataclass
-class LLM4CDSRConfig:
-    dim: int = 64  # model width: adapted item embeddings and transformer hidden size
-    n_blocks: int = 2  # transformer blocks per thread
-    n_heads: int = 2
-    dropout: float = 0.3
-    max_len: int = 50  # most recent items kept per sequence
-    global_dim: int = 128  # PCA width of the global text table (mixed thread, scoring)
-    domain_dim: int = 64  # PCA width of each domain's text table (fitted on that domain's items)
-    adapter_hidden: int = 256  # hidden width of the adapter MLPs
-    item_ids: bool = True  # add a trainable ID embedding (std 0.02 at init) to the adapted text embeddings
-    contrastive_weight: float = 0.1  # weight of the adapter's contrastive regularisation
-    temperature: float = 0.2  # InfoNCE temperature of that term
-    negatives: int = 1024  # sampled negatives per domain, shared by a batch's positions; 0: full softmax
-    embedder: str = "minilm"  # text embedder of the items: "minilm", "lm" (the run's base LM) or "both"
-    profile_weight: float = 0.1  # weight of the profile guidance (used only when profiles are given)
-
-    def validate(self) -> None:
-        checks = [
-            ("n_heads", self.n_heads >= 1, ">= 1"),
-            ("dim", self.dim >= 1 and self.dim % max(self.n_heads, 1) == 0, "a positive multiple of n_heads"),
-            ("n_blocks", self.n_blocks >= 1, ">= 1"),
-            ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
-            ("max_len", self.max_len >= 1, ">= 1"),
-            ("global_dim", self.global_dim >= 1, ">= 1"),
-            ("domain_dim", self.domain_dim >= 1, ">= 1"),
-            ("adapter_hidden", self.adapter_hidden >= 1, ">= 1"),
-            ("contrastive_weight", self.contrastive_weight >= 0, ">= 0 (0 turns the term off)"),
-            ("temperature", self.temperature > 0, "> 0"),
-            ("negatives", self.negatives >= 0, ">= 0 (0: full softmax over the domain)"),
-            ("embedder", self.embedder in EMBEDDERS, f"one of {EMBEDDERS}"),
-            ("profile_weight", self.profile_weight >= 0, ">= 0 (0 turns the guidance off)"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"LLM4CDSRConfig.{name}={getattr(self, name)!r}: expected {expected}")
 
 
 class Adapter(nn.Module):
@@ -114,19 +77,6 @@ def unit_rms(x: np.ndarray) -> np.ndarray:
     same size whatever the embedder (LM hidden states are far larger than MiniLM's unit
     vectors); the ratios between components are kept."""
     return x / max(float(np.sqrt(np.mean(np.square(x)))), 1e-12)
-
-
-def domain_subsequence(seq: torch.Tensor, in_domain: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A domain thread's input and where to read it.
-
-    seq [B, L] item ids, in_domain [B, L] bool. Returns sub [B, W]: each row's in-domain
-    items moved to the front in their order, pad after (W >= 1); and last [B, L]: for each
-    position p, the index in `sub` of the last in-domain item up to p (-1 before the first).
-    """
-    width = max(1, int(in_domain.sum(1).max()))
-    order = torch.sort((~in_domain).to(torch.int8), dim=1, stable=True).indices[:, :width]
-    sub = torch.where(torch.gather(in_domain, 1, order), torch.gather(seq, 1, order), pad)
-    return sub, in_domain.long().cumsum(1) - 1
 
 
 class LLM4CDSRModel(nn.Module):
@@ -237,12 +187,8 @@ class LLM4CDSRModel(nn.Module):
         """Mixed-thread states [B, L, d], and per domain X the X thread's state at the last X
         item up to each position ([B, L, d], zero before the first X item)."""
         mixed = self.mixed_encoder(tables.mixed[seq])
-        per_domain = []
-        for d in (0, 1):
-            sub, last = domain_subsequence(seq, self.item_domain[seq] == d, self.n_items)
-            hidden = self.domain_encoders[d](tables.domain[d][sub])
-            state = torch.gather(hidden, 1, last.clamp(min=0).unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
-            per_domain.append(state * (last >= 0).unsqueeze(-1))
+        per_domain = [domain_thread_states(self.domain_encoders[d], tables.domain[d], seq, self.item_domain[seq] == d,
+                                           self.n_items) for d in (0, 1)]
         return mixed, per_domain
 
     def user_vectors(self, seq: torch.Tensor, lengths: torch.Tensor, tables: TextItemTables | None = None,
@@ -251,9 +197,8 @@ class LLM4CDSRModel(nn.Module):
         H_mixed + H_X (and, with_mixed, also [B, d]: the mixed thread alone)."""
         tables = tables or self.item_tables()
         mixed, per_domain = self.encode(seq, tables)
-        at_last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, mixed.size(-1))
-        last_mixed = mixed.gather(1, at_last).squeeze(1)
-        out = torch.stack([last_mixed + per_domain[d].gather(1, at_last).squeeze(1) for d in (0, 1)], dim=1)
+        last_mixed = last_states(mixed, lengths)
+        out = torch.stack([last_mixed + last_states(per_domain[d], lengths) for d in (0, 1)], dim=1)
         return (out, last_mixed) if with_mixed else out
 
     def rank_scores(self, seq: torch.Tensor, lengths: torch.Tensor, d: int, tables: TextItemTables) -> torch.Tensor:
@@ -290,13 +235,10 @@ class LLM4CDSRModel(nn.Module):
         mixed, per_domain = self.encode(inputs, tables)
         negatives = self.sample_negatives() if negatives is None else negatives
         terms, count = [], 0
-        for target in (labels, extra):
-            for d in (0, 1):
-                hit = (target >= 0) & (self.item_domain[target.clamp(min=0)] == d)
-                if hit.any():
-                    states = self.logit_scale * (mixed + per_domain[d])[hit]
-                    terms.append(self._next_item_loss(states, target[hit], d, tables, negatives[d]))
-                    count += int(hit.sum())
+        for target, d, hit in label_groups(labels, extra, self.item_domain):
+            states = self.logit_scale * (mixed + per_domain[d])[hit]
+            terms.append(self._next_item_loss(states, target[hit], d, tables, negatives[d]))
+            count += int(hit.sum())
         out = {"ce": torch.stack(terms).sum() / max(count, 1) if terms else mixed.sum() * 0}
         total = out["ce"]
         if self.cfg.contrastive_weight > 0:
@@ -306,8 +248,7 @@ class LLM4CDSRModel(nn.Module):
             out["contrastive"] = self.contrastive_loss(items, tables)
             total = total + self.cfg.contrastive_weight * out["contrastive"]
         if self.profile_adapter is not None and users is not None:
-            last = ((inputs != self.n_items).sum(1) - 1).clamp(min=0)
-            out["profile"] = self.profile_loss(mixed[torch.arange(len(inputs), device=inputs.device), last], users)
+            out["profile"] = self.profile_loss(last_states(mixed, (inputs != self.n_items).sum(1)), users)
             total = total + self.cfg.profile_weight * out["profile"]
         out["total"] = total
         return out
@@ -319,14 +260,8 @@ class LLM4CDSRModel(nn.Module):
         against all of d's items (negatives None), or against the shared `negatives` (a
         negative equal to a position's own target is masked out for that position)."""
         if negatives is None:
-            logits = states @ tables.mixed[self.domain_items(d)].T
-            return F.cross_entropy(logits, self.local_column[targets], reduction="sum")
-        positive = (states * tables.mixed[targets]).sum(-1, keepdim=True)
-        sampled = states @ tables.mixed[negatives].T
-        sampled = sampled.masked_fill(negatives.view(1, -1) == targets.view(-1, 1), float("-inf"))
-        logits = torch.cat([positive, sampled], dim=1)
-        label_column = torch.zeros(len(targets), dtype=torch.long, device=states.device)
-        return F.cross_entropy(logits, label_column, reduction="sum")
+            return full_softmax_loss(states, tables.mixed, self.domain_items(d), self.local_column[targets])
+        return sampled_softmax_loss(states, tables.mixed, targets, negatives)
 
     def contrastive_loss(self, items: torch.Tensor, tables: TextItemTables) -> torch.Tensor:
         """Contrastive regularisation of the global adapter between the two domains.

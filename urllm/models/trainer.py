@@ -11,32 +11,11 @@ import torch
 from tqdm.auto import tqdm
 
 from urllm.data.dataset import Dataset
-from urllm.evaluation import evaluate
-from urllm.metrics import METRIC_NAMES
+from urllm.models.config import FitConfig
 from urllm.models.dual_graph import DualGraphModel, ItemTables
+from urllm.models.evaluation import evaluate
 from urllm.models.sequences import pad_histories, training_sequences
 from urllm.seed import seed_everything
-
-
-@dataclass
-class FitConfig:
-    epochs: int = 40  # upper bound; early stopping usually ends sooner
-    batch_size: int = 128  # training users per step
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 4  # epochs without a better valid score before stopping
-    select_metric: str = "MRR"  # valid metric used for model selection
-    eval_batch_size: int = 512
-    seed: int = 0
-    progress: bool = True  # tqdm bars
-
-    def validate(self) -> None:
-        for name, ok, expected in (("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
-                                   ("lr", self.lr > 0, "> 0"), ("patience", self.patience >= 1, ">= 1")):
-            if not ok:
-                raise ValueError(f"FitConfig.{name}={getattr(self, name)!r}: expected {expected}")
-        if self.select_metric not in METRIC_NAMES:
-            raise ValueError(f"select_metric={self.select_metric!r}: expected one of {METRIC_NAMES}")
 
 
 @dataclass
@@ -47,23 +26,41 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def to_device(model: DualGraphModel, device: torch.device | str) -> DualGraphModel:
+    """`model.to(device)`, the dual-graph model's normalised adjacencies included: it keeps
+    them in a plain dict, which `Module.to` does not move."""
+    model.to(device)
+    if getattr(model, "adjacency", None):
+        model.adjacency = {k: a.to(device) for k, a in model.adjacency.items()}
+    return model
+
+
 class SequenceScorer:
-    """Evaluation view of a trained model: item tables computed once, eval mode."""
+    """Evaluation view of a trained model: item tables computed once, eval mode. It scores
+    on the model's device and hands back CPU tensors."""
 
     def __init__(self, model: DualGraphModel):
         self.model = model.eval()
+        self.device = model_device(model)
         with torch.no_grad():
             self.tables: ItemTables = model.item_tables()
 
-    def vectors(self, histories: list[np.ndarray], with_mixed: bool = False):
+    def _padded(self, histories: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         seq, lengths = pad_histories(histories, self.model.cfg.max_len, self.model.n_items)
+        return seq.to(self.device), lengths.to(self.device)
+
+    def vectors(self, histories: list[np.ndarray], with_mixed: bool = False):
         with torch.no_grad():
-            return self.model.user_vectors(seq, lengths, self.tables, with_mixed)
+            out = self.model.user_vectors(*self._padded(histories), self.tables, with_mixed)
+        return tuple(t.cpu() for t in out) if with_mixed else out.cpu()
 
     def scores(self, histories: list[np.ndarray], domain: int) -> torch.Tensor:
-        seq, lengths = pad_histories(histories, self.model.cfg.max_len, self.model.n_items)
         with torch.no_grad():
-            return self.model.rank_scores(seq, lengths, domain, self.tables)
+            return self.model.rank_scores(*self._padded(histories), domain, self.tables).cpu()
 
 
 def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator, block: int = 16) -> list[torch.Tensor]:
@@ -79,8 +76,15 @@ def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, generator: t
     return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
 
 
-def fit(model: DualGraphModel, dataset: Dataset, cfg: FitConfig, name: str = "model") -> FitResult:
+def fit(model: DualGraphModel, dataset: Dataset, cfg: FitConfig, name: str = "model",
+        device: torch.device | str | None = None) -> FitResult:
+    """Train `model` on `device` (None: where it is) and leave it there, in eval mode with
+    its best valid epoch's weights. Batches are cut on the CPU (the same ones on every
+    device), then moved to the device."""
     cfg.validate()
+    if device is not None:
+        to_device(model, device)
+    device = model_device(model)
     seed_everything(cfg.seed)
     data = training_sequences(dataset, dataset.splits["train"], model.cfg.max_len)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -94,10 +98,10 @@ def fit(model: DualGraphModel, dataset: Dataset, cfg: FitConfig, name: str = "mo
         sums: dict[str, float] = {}
         bar = tqdm(batches, desc=f"{name} epoch {epoch}", leave=False, disable=not cfg.progress)
         for idx in bar:
-            inputs, labels, extra = data.inputs[idx], data.labels[idx], data.extra[idx]
+            inputs, labels, extra = (t[idx].to(device) for t in (data.inputs, data.labels, data.extra))
             width = int((inputs != model.n_items).sum(1).max())  # trim the batch's padding
             # models guided by per-user data (LLM4CDSR's profiles) also get each row's user
-            by_user = {"users": data.users[idx]} if getattr(model, "uses_user_ids", False) else {}
+            by_user = {"users": data.users[idx].to(device)} if getattr(model, "uses_user_ids", False) else {}
             losses = model.losses(inputs[:, :width], labels[:, :width], extra[:, :width], **by_user)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
@@ -111,7 +115,8 @@ def fit(model: DualGraphModel, dataset: Dataset, cfg: FitConfig, name: str = "mo
                   "seconds": time.perf_counter() - start}
         history.append(record)
         if cfg.progress:
-            tqdm.write(f"{name} epoch {epoch}: loss {record['total']:.4f}  valid {cfg.select_metric} {score:.4f}  HR@10 {valid['overall']['HR@10']:.4f}")
+            tqdm.write(f"{name} epoch {epoch}: loss {record['total']:.4f}  valid {cfg.select_metric} {score:.4f}"
+                       f"  HR@10 {valid['overall']['HR@10']:.4f}")
         if score > best_score:
             best_score, best_epoch, best_valid, stale = score, epoch, valid, 0
             best_state = copy.deepcopy(model.state_dict())

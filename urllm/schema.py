@@ -1,5 +1,6 @@
 """The shape of every run file the app reads, written down once, and the one checker that
-holds a file to it. urllm/runs.py checks each file as it reads it, so the pages may index
+holds a file to it, and the names the writer and the reader share (methods, variants,
+stages, the run's main k). urllm/app/reader.py checks each file as it reads it, so the pages may index
 what they read: a file of the right JSON type but the wrong shape is a message naming the
 file and the place (RunError), never an exception deep in a page. Only what the app reads
 is described; other keys are allowed. No torch, no streamlit.
@@ -19,6 +20,26 @@ from __future__ import annotations
 
 import json
 import re
+
+# Names shared by the pipeline (writer) and the app (reader), in display order.
+STAGE1_METHODS = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")  # trained sequence models
+VARIANTS = ("free", "constrained", "candidates", "refined")  # URLLM's LLM outputs, searched per line
+LLM_METHODS = tuple(f"urllm_{v}" for v in VARIANTS) + ("urllm", "rsllm")  # "urllm": the fused pipeline
+RECORD_VARIANTS = VARIANTS + ("pipeline",)  # a generations.json record's lists: "pipeline" is method "urllm"'s
+METHODS = STAGE1_METHODS + LLM_METHODS
+STAGES = ("data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
+          "generation", "rsllm", "evaluation", "projections")  # a run's stages in the order they run
+DEFAULT_K = 1  # neighbours in prompts when a run names none (LLMConfig.k's default)
+
+
+def main_k(k, ks) -> int:
+    """The k a run's headline LLM numbers use: its configured k when it was generated with
+    it, else the first k it was generated with (DEFAULT_K when it names neither)."""
+    ks = [int(x) for x in ks or []]
+    if k is not None and int(k) in ks or not ks:
+        return int(k) if k is not None else DEFAULT_K
+    return ks[0]
+
 
 ANY = object()
 

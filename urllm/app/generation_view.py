@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from urllm.app.reader import Line, RunData
+from urllm.app.safe_text import TEXT_LIMIT, escape_markdown, inline_code
 from urllm.llm.prompt import SECTIONS, Prompt
-from urllm.runs import Line, RunData
-from urllm.safe_text import TEXT_LIMIT, escape_markdown, inline_code
 
-# section -> (label, background, accent); "template" is the chat template and separators
+# section -> (label, background, accent): the one palette of prompt sections, on the Prompt
+# page and in the case-study export; "template" is the chat template and separators
 SECTION_STYLE = {
     "instruction": ("Instruction", "#dbeafe", "#2563eb"),
     "neighbors": ("Neighbours", "#dcfce7", "#16a34a"),
@@ -24,7 +25,7 @@ SECTION_STYLE = {
     "question": ("Question", "#ede9fe", "#7c3aed"),
     "template": ("Chat template", "#e5e7eb", "#6b7280"),
 }
-VARIANT_LABELS = {
+VARIANT_LABELS = {  # schema.RECORD_VARIANTS, in that order
     "free": "Free (unconstrained)",
     "constrained": "Constrained (title trie)",
     "candidates": "Candidates (dual-graph top-N trie)",
@@ -88,10 +89,8 @@ def plain_variants(generations: dict) -> dict[str, dict]:
 
 def run_settings(run: RunData) -> tuple[int, int, int]:
     """(k, beams, max_new_tokens) the run's evaluation used: its precomputed records' settings."""
-    llm = run.config.get("llm", {})
-    gen = llm.get("generation", {})
-    k = run.generations.get("k", llm.get("k", 0))
-    return int(k), int(gen.get("num_beams", 10)), int(gen.get("max_new_tokens", 48))
+    gen = run.config.get("llm", {}).get("generation", {})
+    return run.main_k, int(gen.get("num_beams", 10)), int(gen.get("max_new_tokens", 48))
 
 
 def run_stamp(run: RunData) -> tuple[str, float]:

@@ -27,11 +27,12 @@ query gains nothing, and on a loaded machine the OpenMP hand-off alone cost 5-10
 (0.1 ms single-threaded). omp_set_num_threads is per calling thread and is restored.
 
 Files (`UserIndex.save(path)`): `path` is the faiss index (faiss.write_index to a temp
-file in the same folder, then os.replace), `path + ".json"` holds the user id of every
-index row, the config and the SHA-256 of the index file; it is written last, so `load`
-can tell a torn pair (index rewritten, json not) and refuses it with a clear message.
+file in the same folder, then renamed: urllm.io.atomic_file), `path + ".json"` holds the
+user id of every index row, the config and the SHA-256 of the index file; it is written
+last, so `load` can tell a torn pair (index rewritten, json not) and refuses it with a
+clear message.
 
-    from urllm.retrieval import RetrievalConfig, build_domain_indexes
+    from urllm.methods.retrieval import RetrievalConfig, build_domain_indexes
     indexes = build_domain_indexes(vectors["users_train"], [ex.user for ex in ds.splits["train"]],
                                    RetrievalConfig(k=3))
     scores, users = indexes[domain].search(query_vectors, exclude=query_user_ids)
@@ -42,40 +43,13 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from urllm.io import atomic_write_json
-
-VECTORS = ("domain", "mixed")
-INDEXES = ("flat", "hnsw", "ivf")
-
-
-@dataclass
-class RetrievalConfig:
-    k: int = 3  # neighbour users returned per query
-    vector: str = "domain"  # "domain": Eq. 14 domain-specific vector; "mixed": mixed-thread-only (ablation)
-    index: str = "flat"  # "flat" (exact), "hnsw" or "ivf" (approximate, for large user sets)
-    nlist: int = 1024  # ivf: number of inverted lists (lowered for small user sets, see module doc)
-    nprobe: int = 16  # ivf: lists visited per query
-    hnsw_m: int = 32  # hnsw: links per node
-    ef_search: int = 64  # hnsw: candidate list size at search time
-
-    def validate(self) -> None:
-        for name in ("k", "nlist", "nprobe", "ef_search"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"RetrievalConfig.{name}={getattr(self, name)!r}: must be >= 1")
-        if self.hnsw_m < 2:
-            raise ValueError(f"RetrievalConfig.hnsw_m={self.hnsw_m!r}: must be >= 2")
-        if self.vector not in VECTORS:
-            raise ValueError(f"RetrievalConfig.vector={self.vector!r}: expected one of {VECTORS}")
-        if self.index not in INDEXES:
-            raise ValueError(f"RetrievalConfig.index={self.index!r}: expected one of {INDEXES}")
+from urllm.io import atomic_file, atomic_write_json
+from urllm.methods.config import RetrievalConfig
 
 
 def _as_matrix(x, name: str) -> np.ndarray:
@@ -175,7 +149,7 @@ class UserIndex:
         return int(self.index.ntotal)
 
     @classmethod
-    def build(cls, vectors, user_ids, cfg: RetrievalConfig | None = None) -> "UserIndex":
+    def build(cls, vectors, user_ids, cfg: RetrievalConfig | None = None) -> UserIndex:
         """Index `vectors` [n, d] (row r belongs to user `user_ids[r]`)."""
         cfg = cfg or RetrievalConfig()
         cfg.validate()
@@ -244,25 +218,16 @@ class UserIndex:
     def save(self, path: str | Path) -> list[Path]:
         """Write `path` (faiss index) and `path.json` (user ids, config, index hash), both atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            faiss.write_index(self.index, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+        with atomic_file(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
             digest = _sha256(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         meta = path.with_name(path.name + ".json")
         atomic_write_json(meta, {"config": dataclasses.asdict(self.cfg), "sha256": digest,
                                  "ntotal": len(self), "user_ids": self.user_ids.tolist()})
         return [path, meta]
 
     @classmethod
-    def load(cls, path: str | Path) -> "UserIndex":
+    def load(cls, path: str | Path) -> UserIndex:
         path = Path(path)
         meta_path = path.with_name(path.name + ".json")
         for p in (path, meta_path):
@@ -307,3 +272,17 @@ def build_domain_indexes(user_vectors, user_ids, cfg: RetrievalConfig | None = N
     _, first = np.unique(user_ids, return_index=True)
     first = np.sort(first)  # keep the lines' order
     return [UserIndex.build(user_vectors[first, x], user_ids[first], cfg) for x in (0, 1)]
+
+
+def nearest_users(indexes: list[UserIndex], vectors, split: str, row: int, domain: int, user: int, k: int,
+                  vector: str = "domain") -> list[tuple[int, float]]:
+    """(user id, inner-product score) of the k users nearest to one line in its target
+    domain's index (`indexes[domain]`), best first, never the line's own `user`; [] for
+    k < 1. The query is row `row` of stage 1's export `vectors` (torch or numpy):
+    `users_<split>` [n, 2, d] at the target domain (Eq. 14), or `users_mixed_<split>`
+    [n, d] for vector="mixed" (the ablation). The pipeline and the app both ask this."""
+    if k < 1:
+        return []
+    query = vectors[f"users_{split}"][row, domain] if vector == "domain" else vectors[f"users_mixed_{split}"][row]
+    scores, users = indexes[domain].search(query.reshape(1, -1), k, exclude=np.array([user]))
+    return [(int(u), float(s)) for u, s in zip(users[0], scores[0]) if u >= 0]

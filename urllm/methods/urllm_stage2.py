@@ -23,9 +23,9 @@ from urllm.llm.finetune import LoraTrainConfig, TrainExample, encode_example
 from urllm.llm.generate import VARIANTS, GenerationConfig, Generator
 from urllm.llm.prompt import PromptBuilder, PromptConfig, answer_text
 from urllm.llm.refine import fuse
+from urllm.methods.retrieval import RetrievalConfig, build_domain_indexes, nearest_users
+from urllm.metrics import rank_in_list
 from urllm.stats import summarize_with_stats
-from urllm.retrieval import RetrievalConfig, build_domain_indexes
-
 
 FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # candidates for the LLM's weight in the pipeline's fusion
 
@@ -53,15 +53,8 @@ class Neighbours:
 
     def query(self, split: str, line: int, k: int) -> list[tuple[int, float]]:
         """(user index, score) of the k nearest training users, the line's user excluded."""
-        if k == 0:
-            return []
         ex = self.dataset.splits[split][line]
-        if self.cfg.vector == "domain":
-            q = self.vectors[f"users_{split}"][line, ex.domain]
-        else:
-            q = self.vectors[f"users_mixed_{split}"][line]
-        scores, users = self.indexes[ex.domain].search(q.view(1, -1).numpy(), k, exclude=np.array([ex.user]))
-        return [(int(u), float(s)) for u, s in zip(users[0], scores[0]) if u >= 0]
+        return nearest_users(self.indexes, self.vectors, split, line, ex.domain, ex.user, k, self.cfg.vector)
 
     def sequences(self, neighbours: list[tuple[int, float]]) -> list[np.ndarray]:
         return [self.dataset.users[u].items for u, _ in neighbours]
@@ -145,10 +138,6 @@ def evaluate_lines(
     return score_results(dataset, results, top, generator.cfg.top_k, split, fusion_weight, ranker), results
 
 
-def _rank_in(ranking: list[int], target: int) -> float:
-    return float(ranking.index(target) + 1) if target in ranking else float("inf")
-
-
 def line_ranks(dataset: Dataset, results: list[LineResult], top: torch.Tensor, top_k: int, split: str = "test",
                fusion_weight: float | None = None, ranker=None) -> dict[str, list[float]]:
     """Per method ("dual_graph", "urllm_<variant>", "urllm" with a fusion weight), the
@@ -157,7 +146,7 @@ def line_ranks(dataset: Dataset, results: list[LineResult], top: torch.Tensor, t
     examples = dataset.splits[split]
 
     def rank(r: LineResult, ranking: list[int]) -> float:
-        return float(ranker.rank(r.line, ranking)) if ranker is not None else _rank_in(ranking, examples[r.line].target)
+        return float(ranker.rank(r.line, ranking)) if ranker is not None else rank_in_list(ranking, examples[r.line].target)
 
     if ranker is not None:
         ranker.prepare([r.line for r in results])
@@ -169,12 +158,17 @@ def line_ranks(dataset: Dataset, results: list[LineResult], top: torch.Tensor, t
     return out
 
 
-def pipeline_ranking(result: LineResult, top: torch.Tensor, weight: float, top_k: int) -> list[int]:
-    """The full URLLM list of a line: Algorithm 1's fallback when it fell back, else the
-    dual-graph ranking fused with the LLM's grounded items at `weight`."""
-    dual = [int(i) for i in top[result.line] if i >= 0]
-    refined = result.generations["refined"]
+def fused_ranking(dual: list[int], refined, weight: float, top_k: int) -> list[int]:
+    """The full URLLM list of a line from its dual-graph ranking and its "refined"
+    Generation: Algorithm 1's fallback (the dual-graph ranking) when it fell back, else
+    the dual-graph ranking fused with the LLM's grounded items at `weight`. The app's live
+    generation calls it too."""
     return dual[:top_k] if refined.fell_back else fuse(dual, refined.extra.get("llm_items", []), weight, top_k)
+
+
+def pipeline_ranking(result: LineResult, top: torch.Tensor, weight: float, top_k: int) -> list[int]:
+    """fused_ranking of an evaluated line, its dual-graph ranking taken from `top`."""
+    return fused_ranking([int(i) for i in top[result.line] if i >= 0], result.generations["refined"], weight, top_k)
 
 
 def choose_fusion_weight(dataset: Dataset, results: list[LineResult], top: torch.Tensor, top_k: int,
@@ -185,7 +179,7 @@ def choose_fusion_weight(dataset: Dataset, results: list[LineResult], top: torch
     examples = dataset.splits[split]
     table, best = {}, None
     for w in sorted({0.0, *map(float, weights)}):
-        ranks = np.array([_rank_in(pipeline_ranking(r, top, w, top_k), examples[r.line].target) for r in results])
+        ranks = np.array([rank_in_list(pipeline_ranking(r, top, w, top_k), examples[r.line].target) for r in results])
         hr, mrr = float((ranks <= 10).mean()) if len(ranks) else 0.0, float((1 / ranks).mean()) if len(ranks) else 0.0
         table[str(w)] = round(hr, 4)
         if best is None or (hr, mrr) > best[1:]:

@@ -1,8 +1,9 @@
 """One evaluation protocol for every method (DESIGN 2.6): full ranking of the target
 among ALL items of its domain, pessimistic ties, metrics overall and per domain.
 
-A scorer is anything with `scores(histories, domain) -> [B, n_items_of_domain]`, columns
-in `dataset.items_of(domain)` order.
+A scorer is anything with `scores(histories, domain) -> [B, n_items_of_domain]`, a CPU
+tensor (a model on a GPU scores there and hands its rows back), columns in
+`dataset.items_of(domain)` order.
 """
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import numpy as np
 import torch
 
 from urllm.data.dataset import Dataset, Example
-from urllm.metrics import rank_of_target, summarize
+from urllm.metrics import rank_in_list, rank_of_target, summarize
 
 
 class Scorer(Protocol):
-    def scores(self, histories: list[np.ndarray], domain: int) -> torch.Tensor: ...
+    def scores(self, histories: list[np.ndarray], domain: int) -> torch.Tensor: ...  # on the CPU
 
 
 def rank_examples(
@@ -82,8 +83,9 @@ class CompletedRanks:
     def rank(self, line: int, ranking: list[int]) -> int:
         ex = self.examples[line]
         ranking = [int(i) for i in ranking]
-        if ex.target in ranking:
-            return ranking.index(ex.target) + 1
+        listed_at = rank_in_list(ranking, ex.target)
+        if listed_at != float("inf"):
+            return int(listed_at)
         self.prepare([line])
         row = self._rows[line]
         target_score = row[self._column[ex.target]]

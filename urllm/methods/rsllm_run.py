@@ -1,6 +1,6 @@
 """RSLLM as a method of a run: its examples built from the run's stage-1 exports, its
 two-stage fine-tune, its evaluation on the same test lines as URLLM's variants, and
-the files it leaves (urllm/llm/rsllm.py holds the method's building blocks).
+the files it leaves (urllm/methods/rsllm.py holds the method's building blocks).
 
     result = train_and_evaluate(dataset, base_model, tokenizer, vectors, test_top, lines, cfg)
     save(result, run_dir / "rsllm")           # adapter, projectors, training.json
@@ -27,14 +27,22 @@ import torch
 
 from urllm.data.dataset import Dataset
 from urllm.io import atomic_save_tensors, atomic_write_json
-from urllm.llm.finetune import LoraTrainConfig, add_lora, encode_example, load_adapter, save_adapter
 from urllm.llm.beam import beam_searches
+from urllm.llm.finetune import LoraTrainConfig, add_lora, encode_example, load_adapter, save_adapter
 from urllm.llm.generate import GenerationConfig, Generator, complete, flag_outputs, for_generation
 from urllm.llm.prompt import PromptBuilder, PromptConfig, answer_text
-from urllm.llm.rsllm import (
-    Projector, RSLLMConfig, build_soft_prompt, choose_placeholder, encode_unified, soft_prompt_search, title_token_ids,
-    train_rsllm)
-from urllm.llm.stage2 import answer_rates, batches, sample_lines
+from urllm.methods.rsllm import (
+    Projector,
+    RSLLMConfig,
+    build_soft_prompt,
+    choose_placeholder,
+    encode_unified,
+    soft_prompt_search,
+    title_token_ids,
+    train_rsllm,
+)
+from urllm.methods.urllm_stage2 import answer_rates, batches, sample_lines
+from urllm.metrics import rank_in_list
 from urllm.stats import summarize_with_stats
 
 PROJECTORS = "projectors.safetensors"
@@ -129,10 +137,9 @@ def evaluate(dataset: Dataset, result: RSLLMResult, tokenizer, vectors: dict[str
         ranker.prepare(lines)
 
     def rank(line: int, ranking: list[int]) -> float:
-        target = examples[line].target
         if ranker is not None:
             return float(ranker.rank(line, ranking))
-        return ranking.index(target) + 1 if target in ranking else float("inf")
+        return rank_in_list(ranking, examples[line].target)
 
     for chunk in batches(lines, gen.batch_lines, progress):
         softs = [build_soft_prompt(builder, examples[line].history, examples[line].domain, placeholder=placeholder)

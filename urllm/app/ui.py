@@ -8,7 +8,7 @@ markdown) and a fallback. A run is checked file by file when it is opened
 (RunData.check), so a malformed file stops every page with a message naming it.
 
     sel = sidebar()          # on top of every page; stops the page when there is no run
-    sel.run, sel.line        # urllm.runs.RunData, urllm.runs.Line (None: user has no test line)
+    sel.run, sel.line        # urllm.app.reader.RunData, urllm.app.reader.Line (None: user has no test line)
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from urllm.runs import Line, RunData, RunError, artifacts_dir, artifacts_name, filter_lines, list_runs
-from urllm.safe_text import TEXT_LIMIT, escape_markdown, inline_code, relative_paths
+from urllm.app.reader import Line, RunData, RunError, artifacts_dir, artifacts_name, filter_lines, list_runs
+from urllm.app.safe_text import TEXT_LIMIT, escape_markdown, inline_code, relative_paths
 
 NO_RUNS = ("No runs yet under `{dir}`. Make one with `make demo` (the demo profile, then the app) or "
            "`python train.py --profile tiny --out {dir}/tiny` (a minute, random tiny LM).")
@@ -40,9 +40,22 @@ def open_run(name: str) -> RunData:
     return _open_run(str(artifacts_dir()), name, _stamp(name))
 
 
+@st.cache_resource(show_spinner="Loading the run's tokenizer ...", max_entries=4)
+def _prompts(folder: str, name: str, stamp: float):
+    from urllm.app.live import RunPrompts
+
+    return RunPrompts.load(open_run(name))
+
+
+def run_prompts(run: RunData):
+    """The run's prompt builder over its base model's tokenizer (no model, no torch),
+    loaded once per process."""
+    return _prompts(str(artifacts_dir()), run.name, _stamp(run.name))
+
+
 @st.cache_resource(show_spinner="Loading the run's LLM and adapter ...", max_entries=2)
 def _live(folder: str, name: str, stamp: float):
-    from urllm.live import LiveModel
+    from urllm.app.live import LiveModel
 
     return LiveModel.load(open_run(name))
 
@@ -69,11 +82,12 @@ def _metric_tables(folder: str, name: str, stamp: float, lines: tuple[int, ...] 
 
 def metric_tables(run: RunData, lines=None):
     """RunData.metric_tables(lines), computed once per run and line set."""
-    return _metric_tables(str(artifacts_dir()), run.name, _stamp(run.name), None if lines is None else tuple(sorted({int(i) for i in lines})))
+    chosen = None if lines is None else tuple(sorted({int(i) for i in lines}))
+    return _metric_tables(str(artifacts_dir()), run.name, _stamp(run.name), chosen)
 
 
 def metrics_frame(container, rows) -> None:
-    """A table of urllm.case_study.metric_rows (or a frame of them indexed by method): a row
+    """A table of urllm.app.case_study.metric_rows (or a frame of them indexed by method): a row
     per method, numbers to 4 decimals, the columns no method has a value for left out (an
     older run has no intervals)."""
     import pandas as pd

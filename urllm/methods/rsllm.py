@@ -46,36 +46,8 @@ from urllm.llm.beam import Hypothesis, Search, beam_searches
 from urllm.llm.finetune import LoraTrainConfig, TrainExample, train_lora
 from urllm.llm.prompt import Prompt, PromptBuilder, chat_text, item_line
 from urllm.llm.trie import TitleTrie
+from urllm.methods.config import RSLLMConfig
 from urllm.seed import seed_everything
-
-
-@dataclass
-class RSLLMConfig:
-    text_steps: int = 30  # stage 1: optimizer steps on text-only prompts
-    unified_steps: int = 60  # stage 2: optimizer steps on soft-token prompts
-    batch_size: int = 4  # examples per step (also the in-batch negatives of loss (b))
-    lr: float = 3e-4  # LoRA learning rate, both stages
-    projector_lr: float = 1e-3  # projectors' learning rate (stage 2; they start from scratch)
-    warmup: int = 5  # linear warm-up steps, then cosine decay (each stage)
-    lm_weight: float = 1.0  # answer-token cross-entropy
-    item_text_weight: float = 0.1  # loss (a): projected ID embedding vs title embedding
-    user_item_weight: float = 0.1  # loss (b): user representation vs target item
-    temperature: float = 0.1  # InfoNCE temperature on cosine similarities
-    seed: int = 0
-    progress: bool = True
-
-    def validate(self) -> None:
-        checks = {
-            "text_steps": self.text_steps >= 0, "unified_steps": self.unified_steps >= 0,
-            "batch_size": self.batch_size >= 1, "lr": self.lr > 0, "projector_lr": self.projector_lr > 0,
-            "warmup": self.warmup >= 0, "lm_weight": self.lm_weight >= 0, "item_text_weight": self.item_text_weight >= 0,
-            "user_item_weight": self.user_item_weight >= 0, "temperature": self.temperature > 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"RSLLMConfig.{name}={getattr(self, name)!r} is out of range")
-        if self.lm_weight + self.item_text_weight + self.user_item_weight == 0:
-            raise ValueError("RSLLMConfig: all loss weights are 0")
 
 
 class Projector(nn.Module):
@@ -308,7 +280,7 @@ def train_rsllm(model, tokenizer, projector: Projector, examples_text_only: list
     report = {"config": asdict(cfg)}
     if cfg.text_steps:
         lora_cfg = LoraTrainConfig(steps=cfg.text_steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=cfg.warmup,
-                                   seed=cfg.seed, progress=cfg.progress)
+                                   seed=cfg.seed, progress=cfg.progress, dtype=cfg.dtype)
         report["text_stage"] = train_lora(model, tokenizer, examples_text_only, lora_cfg, distributed=False)
     else:
         report["text_stage"] = {"curve": [], "seconds": 0.0}
@@ -328,7 +300,8 @@ def train_rsllm(model, tokenizer, projector: Projector, examples_text_only: list
         m.train()
     for step in range(cfg.unified_steps):
         batch = [examples_unified[order[(step * cfg.batch_size + j) % len(order)]] for j in range(cfg.batch_size)]
-        losses = rsllm_losses(model, projector, id_table, title_ids, batch, tokenizer.pad_token_id, cfg, user_projector)
+        with torch.autocast(id_table.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
+            losses = rsllm_losses(model, projector, id_table, title_ids, batch, tokenizer.pad_token_id, cfg, user_projector)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(lora_params + projector_params, 1.0)

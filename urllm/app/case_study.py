@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import html
 
-from urllm.figures import DOMAIN_COLOURS
-from urllm.runs import Line, RunData, group_by_line_count
-from urllm.stats import REFERENCE
+from urllm.app.figures import DOMAIN_COLOURS
+from urllm.app.generation_view import SECTION_STYLE
+from urllm.app.reader import Line, RunData, group_by_line_count
+from urllm.schema import METHODS, RECORD_VARIANTS
+from urllm.stats import METRIC_NAMES, REFERENCE
 
-METHOD_ORDER = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr",
-                "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm", "rsllm")
-RANK_METRICS = ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
 ANSWER_RATES = ("ood_rate", "valid_rate", "dup_rate")  # LLM variants only, over every beam's answer
-METRIC_COLUMNS = RANK_METRICS + ANSWER_RATES
-VARIANT_ORDER = ("free", "constrained", "candidates", "refined", "pipeline")
+METRIC_COLUMNS = METRIC_NAMES + ANSWER_RATES
 TOP_N = 10
-SECTION_COLOURS = {"instruction": "#eef3fb", "neighbors": "#fdf3e6", "history": "#edf7ed", "question": "#f6eefa"}
 
 
 def ordered_methods(metrics: dict) -> list[str]:
     """The fixed order of the paper's table first, then any other method (an extra baseline)."""
-    return [m for m in METHOD_ORDER if m in metrics] + [m for m in metrics if m not in METHOD_ORDER]
+    return [m for m in METHODS if m in metrics] + [m for m in metrics if m not in METHODS]
 
 
 def ci_column(metric: str) -> str:
@@ -62,7 +59,7 @@ def metric_rows(metrics: dict, scope: str = "overall", columns=METRIC_COLUMNS, d
         row = {"method": method}
         for c in columns:
             row[c] = values.get(c)
-            if c in RANK_METRICS:
+            if c in METRIC_NAMES:
                 test = vs.get(c) or {}
                 row[ci_column(c)] = interval(ci.get(c))
                 row[delta_column(c)] = test.get("delta")
@@ -74,12 +71,7 @@ def metric_rows(metrics: dict, scope: str = "overall", columns=METRIC_COLUMNS, d
 
 
 def ordered_variants(variants) -> list[str]:
-    return [v for v in VARIANT_ORDER if v in variants] + [v for v in variants if v not in VARIANT_ORDER]
-
-
-def run_k(run: RunData) -> int:
-    """How many neighbours the run's prompts hold: the generation stage's main k."""
-    return int(run.generations.get("k", run.config.get("llm", {}).get("k", 3)))
+    return [v for v in RECORD_VARIANTS if v in variants] + [v for v in variants if v not in RECORD_VARIANTS]
 
 
 def _item(run: RunData, item: int) -> dict:
@@ -88,7 +80,7 @@ def _item(run: RunData, item: int) -> dict:
 
 def case_study(run: RunData, line: Line, k: int | None = None) -> dict:
     """Everything the run holds about `line`, with item titles; `k` neighbours (default: the run's)."""
-    k = run_k(run) if k is None else int(k)
+    k = run.main_k if k is None else int(k)
     notes = []
     study = {
         "run": run.name, "dataset": run.manifest["dataset"].get("spec"), "line": line.index,
@@ -113,7 +105,7 @@ def case_study(run: RunData, line: Line, k: int | None = None) -> dict:
     else:
         notes.append("The run has no retrieval stage: no neighbour users.")
 
-    record = run.generations.get("records", {}).get(str(line.index), {}).get(str(k))
+    record = run.precomputed(line, k)
     if record is None:
         notes.append(f"No precomputed prompt or generations for this line with k={k}: the generation stage ran "
                      "with other k values or on a sample of the test lines (the Generation page can run it live).")
@@ -261,8 +253,8 @@ def case_study_html(study: dict, figure=None) -> str:
         p = s["prompt"]
         parts.append(f"<h2>Prompt ({p['total_tokens']} tokens)</h2>")
         for name, text in p["sections"].items():
-            colour = SECTION_COLOURS.get(name, "#f4f4f4")
-            parts.append(f'<div class="section" style="background:{colour}">'
+            _, background, accent = SECTION_STYLE.get(name, (name, "#f4f4f4", "#777"))
+            parts.append(f'<div class="section" style="background:{background};border-left:4px solid {accent}">'
                          f'<h3>{_e(name)} · {p["tokens"].get(name, 0)} tokens</h3>'
                          f"<pre>{_e(text) if text else '(empty)'}</pre></div>")
     if s["outputs"]:

@@ -15,8 +15,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from urllm.runs import Line, RunData
-from urllm.safe_text import escape_plotly as esc
+from urllm.app.reader import Line, RunData
+from urllm.app.safe_text import escape_plotly as esc
 
 DOMAIN_COLOURS = ("#1f77b4", "#ff7f0e")  # domain 0, domain 1
 TARGET_SIZE = 22

@@ -1,12 +1,12 @@
 """A run folder and its stages: resume, safety, and the manifest.
 
-Each stage declares the inputs it depends on (config sections, upstream stage keys); their
-hash is the stage's key. On rerun a stage is skipped when its key is unchanged and every
+Each stage declares the inputs it depends on (config sections, upstream stage keys: the
+stage table of urllm/pipeline/stages.py); their hash is the stage's key. On rerun a stage is skipped when its key is unchanged and every
 file it recorded is still there with the recorded sha256. Files are written atomically
 and the manifest is rewritten (atomically) after every stage, with `complete: false`
 until the last stage ends, so a run killed at any moment is loadable up to its last
 finished stage and plainly marked incomplete. One process writes a folder at a time
-(urllm/lock.py).
+(urllm/pipeline/lock.py).
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from urllm.lock import RunLock, RunLocked, holder, holder_text
-from urllm.manifest import file_record, new_manifest, read_manifest, write_manifest
+from urllm.pipeline.lock import RunLock, RunLocked, holder, holder_text
+from urllm.pipeline.manifest import file_record, new_manifest, read_manifest, write_manifest
 
 
 class RunRefused(RuntimeError):
@@ -39,6 +39,8 @@ def _writable_folder(run_dir: Path) -> None:
         raise RunRefused(f"--out {run_dir}: {err.strerror or err}") from None
     if not parent.is_dir():
         raise RunRefused(f"--out {run_dir}: {parent} is a file, expected a folder")
+    if os.statvfs(parent).f_flag & os.ST_RDONLY:  # checked first: root passes os.access there too
+        raise RunRefused(f"--out {run_dir}: {parent} is on a read-only filesystem")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise RunRefused(f"--out {run_dir}: {parent} is not writable by this user")
     longest = max((len(os.fsencode(part)) for part in run_dir.parts), default=0)
@@ -111,7 +113,7 @@ class Run:
     def close(self) -> None:
         self.lock.release()
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -154,6 +156,11 @@ class Run:
         line = ", ".join(f"{k} {v}" for k, v in rec["summary"].items() if not isinstance(v, (dict, list)))
         print(f"[{name}] {seconds:.1f} s" + (f": {line}" if line else ""), flush=True)
         return rec
+
+    def record_dataset(self, spec: str, describe: dict) -> None:
+        """The manifest's "dataset": the spec and the dataset in figures (Dataset.describe)."""
+        self.manifest["dataset"] = {"spec": spec, "describe": describe}
+        self.save()
 
     def finish(self, metrics: dict) -> None:
         self.manifest["metrics"] = metrics

@@ -20,35 +20,16 @@ kernels, ~12 s, not cached across processes; the first call with >= 4096 rows (w
 switches from exact neighbours to pynndescent) compiles more, ~40 s in all. Warm: ~0.2 s
 for 200 x 32 rows, ~4 s for 5000 x 64. The app should compute this once per run and cache.
 
-    from urllm.projection import ProjectionConfig, project
+    from urllm.models.projection import ProjectionConfig, project
     rows, xy = project(vectors, ProjectionConfig(max_points=2000))
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from urllm.models.config import ProjectionConfig
+
 MIN_UMAP_POINTS = 4
-
-
-@dataclass
-class ProjectionConfig:
-    n_neighbors: int = 15  # UMAP neighbourhood size (clamped to n - 1)
-    min_dist: float = 0.1  # UMAP minimum distance in the layout, in [0, 1]
-    max_points: int = 5000  # project at most this many rows (a seeded sample)
-    seed: int = 0  # sampling seed and UMAP random_state
-
-    def validate(self) -> ProjectionConfig:
-        if isinstance(self.n_neighbors, bool) or not isinstance(self.n_neighbors, int) or self.n_neighbors < 2:
-            raise ValueError(f"n_neighbors must be an int >= 2, got {self.n_neighbors!r}")
-        if not isinstance(self.min_dist, (int, float)) or not 0.0 <= float(self.min_dist) <= 1.0:
-            raise ValueError(f"min_dist must be in [0, 1], got {self.min_dist!r}")
-        if isinstance(self.max_points, bool) or not isinstance(self.max_points, int) or self.max_points < 1:
-            raise ValueError(f"max_points must be an int >= 1, got {self.max_points!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be an int in [0, 2**32), got {self.seed!r}")
-        return self
 
 
 def _check(vectors: np.ndarray, name: str) -> np.ndarray:

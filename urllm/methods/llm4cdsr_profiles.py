@@ -25,25 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from urllm.data.dataset import Dataset
-
-
-@dataclass
-class ProfileConfig:
-    train_users: int = 0  # training users profiled for LLM4CDSR's guidance (seeded sample); 0: no guidance
-    test_lines: int = 0  # evaluated test lines profiled for the app (the first of the run's evaluated lines)
-    clusters: int = 3  # k-means clusters per user (fewer when the user has fewer distinct items)
-    max_items: int = 30  # most recent items of a sequence that are clustered
-    titles_per_cluster: int = 6  # most recent titles of a cluster shown to the LLM
-    max_new_tokens: int = 40  # per summary
-    batch_size: int = 8  # prompts per generate call
-
-    def validate(self) -> None:
-        for name in ("train_users", "test_lines"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"ProfileConfig.{name}={getattr(self, name)!r}: expected >= 0")
-        for name in ("clusters", "max_items", "titles_per_cluster", "max_new_tokens", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ProfileConfig.{name}={getattr(self, name)!r}: expected >= 1")
+from urllm.methods.config import ProfileConfig
 
 
 @dataclass

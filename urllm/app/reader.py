@@ -1,13 +1,13 @@
 """The app's one door to runs: find them under artifacts/ and read their files, each held
-to its shape in urllm/run_schema.py, with a clear message (naming the file relative to
+to its shape in urllm/schema.py, with a clear message (naming the file relative to
 the artifacts folder, and the place in it) when something is missing, corrupt or of the
 wrong shape. Imports no training code; the LLM for live generation is loaded by
-urllm/live.py.
+urllm/app/live.py.
 
     run = RunData.open("demo")            # RunError if the manifest is missing/corrupt
     run.check()                           # RunError naming the first malformed file of the run
     line = run.line_of("1234", "heart")   # a test line of that user and target domain
-    run.history(line), run.target(line), run.dual_graph_top(line), run.neighbours(line, 3)
+    run.history(line), run.target(line), run.dual_graph_top(line), run.neighbours(line, run.main_k)
     run.metric_tables()                   # metrics to set side by side: each table on one line set
 """
 from __future__ import annotations
@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from urllm.run_schema import ANY, JSON_FILES, MANIFEST, TENSOR_FILES, ShapeError, check
-from urllm.safe_text import relative_paths
+from urllm.app.safe_text import relative_paths
+from urllm.metrics import rank_in_list
+from urllm.schema import ANY, JSON_FILES, MANIFEST, TENSOR_FILES, ShapeError, check, main_k
 from urllm.stats import common_lines, compare
 
-DEFAULT_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+DEFAULT_ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 COLD_START_ITEMS = 2  # a line is "cold-start" when its history holds at most this many target-domain items
 
 
@@ -71,7 +72,7 @@ def list_runs(artifacts: Path | None = None) -> list[str]:
 
 
 def read_json(path: Path, label: str | None = None, shape=ANY):
-    """A JSON file held to `shape` (urllm/run_schema.py); `label`: the name messages give it."""
+    """A JSON file held to `shape` (urllm/schema.py); `label`: the name messages give it."""
     label = label or Path(path).name
     if not path.is_file():
         raise RunError("file is missing", label)
@@ -173,7 +174,7 @@ class RunData:
     def tensors(self, file: str) -> dict[str, np.ndarray]:
         return read_tensors(self.dir / file, self.label(file), TENSOR_FILES[file])
 
-    def check(self) -> "RunData":
+    def check(self) -> RunData:
         """Read and check every JSON file the run has and the header of each of its
         safetensors files, so that a malformed file is named as soon as the run is opened
         (the app does this once per run), never midway through a page."""
@@ -188,7 +189,7 @@ class RunData:
         return self
 
     @classmethod
-    def open(cls, name: str, artifacts: Path | None = None) -> "RunData":
+    def open(cls, name: str, artifacts: Path | None = None) -> RunData:
         return cls(Path(artifacts or artifacts_dir()) / name, load_manifest(name, artifacts))
 
     def has(self, stage: str) -> bool:
@@ -343,7 +344,8 @@ class RunData:
 
     def target_rank(self, ranking: list[int], line: Line) -> int | None:
         """1-based position of the target in a ranking, None when absent."""
-        return ranking.index(line.target) + 1 if line.target in ranking else None
+        rank = rank_in_list(ranking, line.target)
+        return int(rank) if rank != float("inf") else None
 
     @cached_property
     def vectors(self) -> dict[str, np.ndarray]:
@@ -387,7 +389,7 @@ class RunData:
     # ---- retrieval ---------------------------------------------------------------------
     @cached_property
     def _indexes(self) -> dict[str, list]:
-        from urllm.retrieval import RetrievalConfig, UserIndex, build_domain_indexes
+        from urllm.methods.retrieval import RetrievalConfig, UserIndex, build_domain_indexes
 
         domain = []
         for x in "AB":
@@ -407,11 +409,11 @@ class RunData:
     def neighbours(self, line: Line, k: int, vector: str = "domain") -> list[tuple[int, float]]:
         """(user index, inner-product score) of the k nearest training users, never the user.
         `vector`: "domain" (the run's index over Eq. 14 vectors) or "mixed" (the ablation)."""
-        if k < 1:
+        from urllm.methods.retrieval import nearest_users
+
+        if k < 1:  # without reading the indexes
             return []
-        q = self.vectors["users_test"][line.index, line.domain] if vector == "domain" else self.vectors["users_mixed_test"][line.index]
-        scores, users = self._indexes[vector][line.domain].search(q.reshape(1, -1), k, exclude=np.array([line.user]))
-        return [(int(u), float(s)) for u, s in zip(users[0], scores[0]) if u >= 0]
+        return nearest_users(self._indexes[vector], self.vectors, "test", line.index, line.domain, line.user, k, vector)
 
     # ---- stage 2 -----------------------------------------------------------------------
     @cached_property
@@ -419,16 +421,27 @@ class RunData:
         """generations.json (precomputed outputs of the evaluated lines), {} if the run has none."""
         return self.json_file("generations.json", {})
 
+    @property
+    def fusion_weight(self) -> float:
+        """The LLM's weight in the pipeline's fusion, chosen on validation lines (0: none)."""
+        return float(self.generations.get("fusion", {}).get("weight", 0.0))
+
+    @property
+    def main_k(self) -> int:
+        """The neighbours in the run's prompts: the k of its headline LLM numbers
+        (schema.main_k), from the ks it generated with (its config's before it did)."""
+        llm, gens = self.config.get("llm", {}), self.generations
+        return main_k(gens.get("k", llm.get("k")), gens.get("ks", llm.get("ks")))
+
     def precomputed(self, line: Line, k: int | None = None) -> dict | None:
         """The stored record of a line for k neighbours (default: the run's main k, else
         the first stored); None when the line, or that k, was not generated for."""
-        gens = self.generations
-        per_k = gens.get("records", {}).get(str(line.index))
+        per_k = self.generations.get("records", {}).get(str(line.index))
         if not per_k:
             return None
         if k is not None:
             return per_k.get(str(k))
-        return per_k.get(str(gens.get("k"))) or next(iter(per_k.values()))
+        return per_k.get(str(self.main_k)) or next(iter(per_k.values()))
 
     # ---- the sibling methods -----------------------------------------------------------
     @cached_property

@@ -6,7 +6,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -45,7 +45,7 @@ def file_record(path: Path, run_dir: Path) -> dict:
 def new_manifest(config: dict, root: Path) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(root),
         "complete": False,
         "config": config,

@@ -3,7 +3,9 @@
     cfg = resolve("demo", ["dataset=urllm:../shared/data/amazon-art-office", "dual_graph.dim=32"])
 
 The resolved tree goes into the run's manifest; a stage is reused on rerun only when the
-parts of the tree it reads are unchanged.
+parts of the tree it reads are unchanged. Every section is a plain dataclass from a
+torch-free `config` module of its layer, so this module (and `train.py --help`) loads
+without torch.
 """
 from __future__ import annotations
 
@@ -14,15 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from urllm.llm.finetune import LoraTrainConfig
-from urllm.llm.generate import GenerationConfig
-from urllm.llm.profiles import ProfileConfig
-from urllm.llm.prompt import PromptConfig
-from urllm.llm.rsllm import RSLLMConfig
-from urllm.retrieval import RetrievalConfig
-from urllm.models.dual_graph import DualGraphConfig
-from urllm.models.llm4cdsr import LLM4CDSRConfig
-from urllm.models.trainer import FitConfig
+from urllm.llm.config import GenerationConfig, LoraTrainConfig, PromptConfig
+from urllm.methods.config import ProfileConfig, RetrievalConfig, RSLLMConfig
+from urllm.models.config import DualGraphConfig, FitConfig, LLM4CDSRConfig
 
 
 @dataclass
@@ -45,7 +41,10 @@ class RunConfig:
     dataset: str = "movielens?max_users=2000"  # dataset spec (python -m urllm.data describe SPEC)
     seed: int = 0  # seeds every random choice
     threads: int = 2  # torch CPU threads
-    device: str = "auto"  # LLM stages (LoRA, generation): "auto" = this rank's GPU when CUDA is available, else "cpu"
+    # where every stage trains and scores (stage-1 models and the LLM stages): "auto" = this rank's
+    # GPU when CUDA is available (under torchrun the GPU of its LOCAL_RANK), else "cpu"; results come
+    # back to the CPU. Tested on the CPU only: the GPU path of the stage-1 models is untested.
+    device: str = "auto"
     dual_graph: DualGraphConfig = field(default_factory=DualGraphConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     top_n: int = 100  # dual-graph top-N exported per test line

@@ -1,0 +1,1 @@
+"""The Streamlit app's package: the run reader, page helpers, views, figures, the live model."""
