@@ -10,7 +10,8 @@ a search never returns the query user themself and returns each neighbour user o
 
 Index types (faiss, inner product throughout; vectors are not normalised here):
 
-- "flat": exact `IndexFlatIP` (the default; ~0.1 ms a query over 10^4 users, ~20 ms over 10^6);
+- "flat": exact `IndexFlatIP` (the default; benchmarks/retrieval.py times it against the
+  approximate ones);
 - "hnsw": `IndexHNSWFlat`, M = `hnsw_m`, efSearch = `ef_search` (efConstruction: faiss's
   default, 40). Built with ONE OpenMP thread: faiss inserts HNSW nodes concurrently and
   the graph can then depend on thread timing; one thread keeps "same inputs, same index"
@@ -23,8 +24,8 @@ Index types (faiss, inner product throughout; vectors are not normalised here):
   1023 users 26 lists). nprobe is capped at the nlist used.
 
 A search of ONE query runs faiss single-threaded: faiss parallelises over queries, so one
-query gains nothing, and on a loaded machine the OpenMP hand-off alone cost 5-10 ms a query
-(0.1 ms single-threaded). omp_set_num_threads is per calling thread and is restored.
+query gains nothing, and on a loaded machine the OpenMP hand-off alone cost many times the
+single-threaded search. omp_set_num_threads is per calling thread and is restored.
 
 Files (`UserIndex.save(path)`): `path` is the faiss index (faiss.write_index to a temp
 file in the same folder, then renamed: urllm.io.atomic_file), `path + ".json"` holds the

@@ -15,10 +15,10 @@ then PCA via numpy SVD of the centred rows (first two components, scaled by thei
 values, each column's sign fixed so its largest-magnitude entry is positive, zero-padded
 to 2 columns). Rows with NaN / inf raise ValueError.
 
-Cost (2-core dev box, under load): the first UMAP call in a process compiles umap's numba
-kernels, ~12 s, not cached across processes; the first call with >= 4096 rows (where umap
-switches from exact neighbours to pynndescent) compiles more, ~40 s in all. Warm: ~0.2 s
-for 200 x 32 rows, ~4 s for 5000 x 64. The app should compute this once per run and cache.
+Cost: the first UMAP call in a process compiles umap's numba kernels (not cached across
+processes), and the first call with >= 4096 rows (where umap switches from exact
+neighbours to pynndescent) compiles more; so train.py computes projections once per run
+and the app reads them.
 
     from urllm.models.projection import ProjectionConfig, project
     rows, xy = project(vectors, ProjectionConfig(max_points=2000))

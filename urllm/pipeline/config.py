@@ -56,7 +56,7 @@ class RunConfig:
     # and test lines and decoding are llm's (the same test lines as URLLM's variants)
     rsllm: RSLLMConfig = field(default_factory=RSLLMConfig)
     umap_neighbors: int = 15  # umap-learn n_neighbors
-    umap_max_points: int = 4000  # users / items projected at most (seeded sample; under 4096 umap skips a 40 s pynndescent compile)
+    umap_max_points: int = 4000  # users / items projected at most (seeded sample; under 4096 umap skips pynndescent and its compile)
 
 
 def _tiny() -> RunConfig:
