@@ -53,6 +53,7 @@ from urllm.pipeline.config import RunConfig
 from urllm.pipeline.context import Context, load_llm
 from urllm.pipeline.writer import Run, stage_key
 from urllm.schema import STAGE1_METHODS
+from urllm.schema import main_k as schema_main_k
 from urllm.seed import seed_everything
 
 # Bumped when a stage's files change form, so an older run's stage is rebuilt, not misread
@@ -271,7 +272,7 @@ def build_generation(ctx: Context) -> dict:
     test_top, valid_top = ctx.rankings["test_top"], ctx.rankings["valid_top"]
     top_k = llm.generation.top_k
     # the pipeline's fusion weight, chosen on validation lines with the main k
-    main_k = llm.k if llm.k in llm.ks else llm.ks[0]
+    main_k = schema_main_k(llm.k, llm.ks)
     weight, grid, valid_results = 0.0, {}, []
     if llm.valid_lines and ds.splits["valid"]:
         valid = sample_lines(len(ds.splits["valid"]), llm.valid_lines, cfg.seed)
@@ -354,7 +355,7 @@ def build_evaluation(ctx: Context) -> dict:
     table = {m: _spread(list(range(n)), json.loads((run_dir / f"{m}.json").read_text())["test_ranks"], n)
              for m in STAGE1_METHODS}
     gens = json.loads((run_dir / "generations.json").read_text())
-    main_k = str(gens["k"] if gens["k"] in gens["ks"] else gens["ks"][0])
+    main_k = str(schema_main_k(gens["k"], gens["ks"]))
     rates = {m: v["overall"] for m, v in gens["metrics"][main_k].items()}
     table |= {m: _spread(gens["lines"], r, n) for m, r in gens["ranks"][main_k].items() if m != "dual_graph"}
     rs = json.loads((run_dir / "rsllm.json").read_text())
