@@ -282,6 +282,39 @@ def test_shared_prefix_step_equals_hf_cached_forward(lm, tok):
     assert shared.generated == 4 and shared.prompt_length == 17
 
 
+def test_shared_prefix_step_many_with_ragged_feeds_equals_each_search_alone(lm, tok):
+    """Searches feeding different numbers of tokens (a forced title run beside one-token
+    steps) share one forward pass and get what each gets stepped alone."""
+    from urllm.llm import shared_prefix
+    from urllm.llm.beam import _parts
+
+    decoder, _ = _parts(lm)
+    gen = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(0, len(tok), (1, n), generator=gen) for n in (9, 14, 5)]
+    with torch.inference_mode():
+        caches = [shared_prefix.SharedPrefixCache.from_hf(decoder(input_ids=p, use_cache=True).past_key_values)
+                  for p in prompts]
+        alone = [c.fork() for c in caches]
+        together = [c.fork() for c in caches]
+        rounds = [[[[3]], [[4, 5, 6], [7, 8, 9]], [[10, 11]]],  # widths 1, 3, 2; beams 1, 2, 1
+                  [[[12, 13], [14, 15]], [[16], [17]], [[18, 19, 20, 21]]]]
+        for r, feeds in enumerate(rounds):
+            feeds = [torch.tensor(f) for f in feeds]
+            if r:  # the first search grows from 1 beam to 2 after its first step
+                for group in (alone, together):
+                    group[0].reorder(torch.tensor([0, 0]))
+            want = [shared_prefix.step(decoder, c, f) for c, f in zip(alone, feeds)]
+            got = shared_prefix.step_many(decoder, together, feeds)
+            for w, g in zip(want, got):
+                torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+        for a, b in zip(alone, together):
+            assert a.generated == b.generated
+            for (ka, va), (kb, vb) in zip(a.suffix, b.suffix):
+                torch.testing.assert_close(kb, ka, rtol=1e-4, atol=1e-5)
+                torch.testing.assert_close(vb, va, rtol=1e-4, atol=1e-5)
+    assert [c.generated for c in together] == [3, 4, 6]
+
+
 def test_beam_search_is_the_same_with_and_without_the_shared_prefix(lm, tok, monkeypatch, ds):
     from urllm.llm import shared_prefix
 

@@ -25,7 +25,6 @@ depend on what it is batched with, up to float rounding (tested).
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import torch
@@ -120,7 +119,7 @@ def beam_search(
 
 def beam_searches(model, searches: list[Search], batched: bool = True) -> list[list[Hypothesis]]:
     """The hypotheses of every search, in order. With `batched` (and a Llama-family model),
-    the searches that feed the same number of tokens at a step run in one forward pass."""
+    every search's next feed runs in one forward pass per round."""
     decoder, head = _parts(model)
     results: list = [None] * len(searches)
     free = [s.trie is None for s in searches]
@@ -137,10 +136,9 @@ def beam_searches(model, searches: list[Search], batched: bool = True) -> list[l
                 results[j] = done.value
         shared = all(isinstance(c, shared_prefix.SharedPrefixCache) for c in caches)
         while pending:
-            groups = defaultdict(list)  # feed width -> searches
-            for j, (_, feed) in pending.items():
-                groups[len(feed[0]) if batched and shared else ("alone", j)].append(j)
-            for group in groups.values():
+            # batched: every pending search in one forward pass, whatever its feed width
+            groups = [list(pending)] if batched and shared else [[j] for j in pending]
+            for group in groups:
                 hiddens = _advance_many(decoder, [caches[j] for j in group], [pending[j] for j in group])
                 for j, sent in zip(group, _for_searches(head, hiddens, [free[j] for j in group])):
                     try:

@@ -84,48 +84,49 @@ def step(decoder, cache: SharedPrefixCache, input_ids: torch.Tensor) -> torch.Te
 
 
 def step_many(decoder, caches: list[SharedPrefixCache], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """`step` for several searches at once, each over its own prompt: inputs[i] [B_i, T]
-    (the same T) goes after caches[i]. The projections and MLPs run once over all
-    sum(B_i) rows; attention runs per search against its own prompt and tokens."""
+    """`step` for several searches at once, each over its own prompt: inputs[i] [B_i, T_i]
+    goes after caches[i]; the T_i may differ (a trie search feeding a forced run beside
+    others feeding one token). Every token of every search is one row of the projections
+    and MLPs (one matrix product per layer for all of them, no padding); attention runs
+    per search against its own prompt and tokens."""
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-    t = inputs[0].shape[1]
-    sizes = [x.shape[0] for x in inputs]
-    for cache, b in zip(caches, sizes):
-        if cache.suffix is not None and cache.suffix[0][0].shape[0] != b:
-            raise ValueError(f"{b} beams fed but the cache holds {cache.suffix[0][0].shape[0]}")
-    input_ids = torch.cat(inputs) if len(inputs) > 1 else inputs[0]
-    rows, n = input_ids.shape[0], len(caches)
-    hidden = decoder.embed_tokens(input_ids)
-    starts = [c.prompt_length + c.generated for c in caches]
-    positions = torch.cat([torch.arange(s, s + t, device=input_ids.device).unsqueeze(0).expand(b, t)
-                           for s, b in zip(starts, sizes)])
+    for cache, x in zip(caches, inputs):
+        if cache.suffix is not None and cache.suffix[0][0].shape[0] != x.shape[0]:
+            raise ValueError(f"{x.shape[0]} beams fed but the cache holds {cache.suffix[0][0].shape[0]}")
+    shapes = [tuple(x.shape) for x in inputs]
+    flat = torch.cat([x.reshape(-1) for x in inputs]) if len(inputs) > 1 else inputs[0].reshape(-1)
+    n_tokens, device = flat.shape[0], flat.device
+    hidden = decoder.embed_tokens(flat).unsqueeze(0)  # [1, N, hidden]: row b*T_i + t of search i
+    positions = torch.cat([torch.arange(c.prompt_length + c.generated, c.prompt_length + c.generated + t, device=device)
+                           .repeat(b) for c, (b, t) in zip(caches, shapes)]).unsqueeze(0)
     cos, sin = decoder.rotary_emb(hidden, positions)
     bounds = [0]
-    for b in sizes:
-        bounds.append(bounds[-1] + b)
-    new_suffix: list[list] = [[] for _ in range(n)]
+    for b, t in shapes:
+        bounds.append(bounds[-1] + b * t)
+    new_suffix: list[list] = [[] for _ in caches]
     for i, layer in enumerate(decoder.layers):
         attn = layer.self_attn
         x = layer.input_layernorm(hidden)
-        q = attn.q_proj(x).view(rows, t, -1, attn.head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(rows, t, -1, attn.head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(rows, t, -1, attn.head_dim).transpose(1, 2)
+        q = attn.q_proj(x).view(1, n_tokens, -1, attn.head_dim).transpose(1, 2)  # [1, heads, N, d]
+        k = attn.k_proj(x).view(1, n_tokens, -1, attn.head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(1, n_tokens, -1, attn.head_dim).transpose(1, 2)
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
         outs = []
-        for j, cache in enumerate(caches):
+        for j, (cache, (b, t)) in enumerate(zip(caches, shapes)):
             lo, hi = bounds[j], bounds[j + 1]
-            kj, vj = k[lo:hi], v[lo:hi]
+            qj, kj, vj = (z[0, :, lo:hi].unflatten(1, (b, t)).transpose(0, 1) for z in (q, k, v))  # [B, heads, T, d]
             if cache.suffix is not None:
                 old_k, old_v = cache.suffix[i]
                 kj, vj = torch.cat([old_k, kj], dim=2), torch.cat([old_v, vj], dim=2)
             new_suffix[j].append((kj, vj))
             prefix_k, prefix_v = cache.prefix[i]
-            outs.append(_attend(q[lo:hi], prefix_k, prefix_v, kj, vj, attn.scaling))
-        out = torch.cat(outs) if n > 1 else outs[0]
-        hidden = hidden + attn.o_proj(out.transpose(1, 2).reshape(rows, t, -1))
+            outs.append(_attend(qj, prefix_k, prefix_v, kj, vj, attn.scaling).transpose(1, 2).reshape(b * t, -1))
+        out = torch.cat(outs) if len(outs) > 1 else outs[0]
+        hidden = hidden + attn.o_proj(out.unsqueeze(0))
         hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
     for cache, suffix in zip(caches, new_suffix):
         cache.suffix = suffix
-    last = decoder.norm(hidden[:, -1])
-    return list(last.split(sizes)) if n > 1 else [last]
+    last = torch.cat([torch.arange(lo + t - 1, lo + b * t, t, device=device)
+                      for lo, (b, t) in zip(bounds, shapes)])  # each beam's last fed token
+    return list(decoder.norm(hidden[0, last]).split([b for b, _ in shapes]))
