@@ -1,34 +1,39 @@
-"""Stage-1 benchmark: popularity, SASRec, the dual-graph model and its ablation trained and
-evaluated on the real Art-Office data, printed beside the paper's rows (Table 3).
+"""Stage-1 benchmark: every stage-1 method of train.py trained and evaluated on the real
+Art-Office data by the pipeline's own stage builders, printed beside the paper's rows
+(Table 3), with 95% intervals and the paired difference to the dual-graph model.
 
-    .venv/bin/python benchmarks/stage1_art_office.py [--data DIR] [--epochs N] [--methods ...]
+    .venv/bin/python benchmarks/stage1_art_office.py [--data DIR] [--methods ...] [--set FIELD=VALUE ...]
 
-Full ranking over all items of the target domain, 2,000 test lines; model selection on
-the valid split only. Prints training and evaluation time and peak memory (targets on the
-2-core dev machine: the whole script under 20 minutes and 6 GB). Same seed, same numbers.
+The config is train.py's demo profile on that dataset (`--set` as in train.py), so the
+numbers are the ones `train.py --dataset urllm:DIR` writes. Full ranking over all items of
+the target domain, 2,000 test lines; tuning and model selection on the valid split only.
+Prints each method's time, peak RSS (target on the 2-core dev machine: the default
+methods in at most 30 minutes), the dual-graph model against the best baseline (pop,
+itemknn, sasrec: the strongest on test MRR, the hardest opponent) with a paired sign-flip
+p, and the same tables with the user's own history items left out of the ranking.
+llm4cdsr is opt-in (`--methods ... llm4cdsr`): its profiles stage runs the LLM.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from urllm.data import load_dataset  # noqa: E402
-from urllm.models.dual_graph import DualGraphConfig, DualGraphModel, ablation_config, sasrec_config  # noqa: E402
-from urllm.models.evaluation import evaluate  # noqa: E402
-from urllm.models.export import export_stage1, save_model  # noqa: E402
-from urllm.models.graphs import build_graphs  # noqa: E402
-from urllm.models.popularity import Popularity  # noqa: E402
-from urllm.models.sequences import graph_sequences  # noqa: E402
-from urllm.models.trainer import FitConfig, SequenceScorer, fit  # noqa: E402
-from urllm.seed import seed_everything  # noqa: E402
+from urllm.pipeline.config import resolve  # noqa: E402
+from urllm.pipeline.context import Context  # noqa: E402
+from urllm.pipeline.stages import STAGE_TABLE  # noqa: E402
+from urllm.schema import STAGE1_METHODS  # noqa: E402
+from urllm.stats import compare  # noqa: E402
 
 PAPER = {  # Table 3 of the URLLM paper, as listed in the data README
     "paper SASRec": {"HR@1": .0055, "HR@5": .0120, "HR@10": .0175, "HR@20": .0235, "MRR": .0100, "NDCG@5": .0069, "NDCG@10": .0084, "NDCG@20": .0108},
@@ -37,66 +42,90 @@ PAPER = {  # Table 3 of the URLLM paper, as listed in the data README
     "paper URLLM (LLaMA2-7B)": {"HR@1": .0270, "HR@5": .0400, "HR@10": .0485, "HR@20": .0595, "MRR": .0355, "NDCG@5": .0353, "NDCG@10": .0371, "NDCG@20": .0399},
 }
 COLUMNS = ["HR@1", "HR@5", "HR@10", "HR@20", "MRR", "NDCG@5", "NDCG@10", "NDCG@20"]
-MODELS = {"sasrec": sasrec_config, "dual_graph": DualGraphConfig, "dual_graph_no_graph": ablation_config}
+BASELINES = ("pop", "itemknn", "sasrec")
+DEFAULT = tuple(m for m in STAGE1_METHODS if m != "llm4cdsr")
+NEEDS = {"dual_graph_readout_only": ("dual_graph",), "llm4cdsr": ("profiles",)}  # stages a method's builder reads
 
 
 def row(name: str, metrics: dict, extra: str = "") -> str:
     cells = [f"{metrics[c]:.4f}" if c in metrics else "   –  " for c in COLUMNS]
-    return f"{name:<26} " + " ".join(f"{c:>7}" for c in cells) + (f"  {extra}" if extra else "")
+    return f"{name:<30} " + " ".join(f"{c:>7}" for c in cells) + (f"  {extra}" if extra else "")
+
+
+def interval_table(title: str, stats: dict, order: list[str]) -> None:
+    print(f"\n{title} (95% bootstrap interval; difference to dual_graph on the same lines, sign-flip p)")
+    for m in order:
+        o = stats[m]["overall"]
+        cells = [f"{k} {o[k]:.4f} [{o['ci95'][k][0]:.4f}, {o['ci95'][k][1]:.4f}]" for k in ("HR@1", "HR@10", "MRR")]
+        if m != "dual_graph" and "vs_dual_graph" in o:
+            cells.append("vs dual_graph " + ", ".join(f"{k} {o['vs_dual_graph'][k]['delta']:+.4f} (p {o['vs_dual_graph'][k]['p']:.3f})"
+                                                      for k in ("HR@1", "MRR")))
+        print(f"  {m:<24} " + "  ".join(cells))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/amazon-art-office"))
-    parser.add_argument("--epochs", type=int, default=FitConfig.epochs)
-    parser.add_argument("--methods", nargs="+", default=["pop", *MODELS], choices=["pop", *MODELS])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--export", default="", help="save the dual-graph model and its exports here (for stage 2)")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT), choices=list(STAGE1_METHODS))
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="as train.py --set")
+    parser.add_argument("--out", default="", help="keep the stage files here (default: a temporary folder)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    cfg = resolve("demo", [f"dataset=urllm:{args.data}", *args.set])
+    torch.set_num_threads(cfg.threads)
+    builders = {s.name: s.build for s in STAGE_TABLE}
+    wanted = [m for m in STAGE1_METHODS if m in args.methods or any(m in NEEDS.get(w, ()) for w in args.methods)]
+    wanted = ["profiles" if m == "llm4cdsr" else m for m in wanted] + (["llm4cdsr"] if "llm4cdsr" in wanted else [])
     start = time.perf_counter()
-    dataset = load_dataset(f"urllm:{args.data}")
-    train = dataset.splits["train"]
-    graphs = build_graphs(graph_sequences(train), dataset.item_domain, dataset.item_attributes)
-    print(f"data + graphs: {time.perf_counter() - start:.1f} s; {len(dataset.splits['test'])} test lines")
-    results, times = {}, {}
-    for method in args.methods:
-        if method == "pop":
-            scorer, fit_s = Popularity(dataset, train), 0.0
-        else:
-            seed_everything(args.seed)
-            model = DualGraphModel(MODELS[method](), torch.from_numpy(dataset.item_domain), graphs)
-            result = fit(model, dataset, FitConfig(epochs=args.epochs, seed=args.seed, progress=False), method)
-            fit_s = result.seconds
-            print(f"{method}: best valid epoch {result.best_epoch} of {len(result.history)}, valid MRR {result.best_valid['overall']['MRR']:.4f}")
-            scorer = SequenceScorer(model)
-            if method == "dual_graph" and args.export:
-                export_dir = Path(args.export)
-                save_model(model, export_dir, method)
-                export_stage1(model, dataset, export_dir)
-                print(f"exported to {export_dir}")
-        t1 = time.perf_counter()
-        results[method] = evaluate(scorer, dataset, "test")
-        times[method] = (fit_s, time.perf_counter() - t1)
-        print(f"{method}: train {fit_s:.0f} s, test eval {times[method][1]:.1f} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="stage1-bench-") as tmp:
+        out = Path(args.out or tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        ctx = Context(cfg, out)
+        ds = ctx.ds
+        print(f"data: {time.perf_counter() - start:.1f} s; {len(ds.splits['test'])} test lines, {cfg.threads} threads")
+        seconds, summaries, files = {}, {}, {}
+        for name in wanted:
+            t0 = time.perf_counter()
+            summaries[name] = builders[name](ctx)["summary"]
+            seconds[name] = time.perf_counter() - t0
+            print(f"{name}: {seconds[name]:.1f} s  {json.dumps({k: v for k, v in summaries[name].items() if k != 'grid'})}",
+                  flush=True)
+            if name in STAGE1_METHODS:
+                files[name] = json.loads((out / f"{name}.json").read_text())
+    total = time.perf_counter() - start
+    methods = [m for m in STAGE1_METHODS if m in files]
+    domains = np.array([ex.domain for ex in ds.splits["test"]])
+    with_history = compare({m: np.array(files[m]["test_ranks"], float) for m in methods}, domains, ds.domains, cfg.seed)
+    without = compare({m: np.array(files[m]["test_ranks_excluding_history"], float) for m in methods}, domains, ds.domains,
+                      cfg.seed)
 
-    print()
-    print(f"{'method':<26} " + " ".join(f"{c:>7}" for c in COLUMNS))
+    for name in ("itemknn", "sasrec"):
+        if name in summaries:
+            print(f"\n{name} grid on valid (chosen {summaries[name]['chosen']}):")
+            for point in summaries[name]["grid"]:
+                print("  ", point)
+    print(f"\n{'method':<30} " + " ".join(f"{c:>7}" for c in COLUMNS))
     for name, metrics in PAPER.items():
         print(row(name, metrics))
-    for method, res in results.items():
-        print(row(f"ours {method}", res["overall"], f"train {times[method][0]:.0f} s, eval {times[method][1]:.1f} s"))
-    for method, res in results.items():
-        for part in dataset.domains:
-            print(row(f"  {method} [{part}, n={res[part]['n']}]", res[part]))
+    for m in methods:
+        print(row(f"ours {m}", with_history[m]["overall"], f"{seconds[m]:.0f} s"))
+    interval_table("Rankings over every item of the domain, the user's history included (the protocol, as the paper)",
+                   with_history, methods)
+    interval_table("Rankings with the user's own history items left out", without, methods)
+    repeats = sum(int(ex.target in set(ex.history.tolist())) for ex in ds.splits["test"])
+    print(f"  ({repeats} of {len(domains)} test targets are items of the user's own history: left out, they count as misses)")
+    if "dual_graph" in methods and any(b in methods for b in BASELINES):
+        for title, stats in (("history included", with_history), ("history left out", without)):
+            best = max((b for b in BASELINES if b in methods), key=lambda b: stats[b]["overall"]["MRR"])
+            vs = stats[best]["overall"]["vs_dual_graph"]
+            print(f"dual_graph against the best baseline ({best}), {title}: "
+                  + ", ".join(f"{k} {-vs[k]['delta']:+.4f} [{-vs[k]['ci95'][1]:.4f}, {-vs[k]['ci95'][0]:.4f}] p {vs[k]['p']:.4f}"
+                              for k in ("HR@1", "HR@10", "MRR")))
+    for b in BASELINES:
+        if b in methods and b != "pop" and "pop" in methods:
+            below = [k for k in COLUMNS if with_history[b]["overall"][k] < with_history["pop"]["overall"][k]]
+            print(f"{b} below popularity on: {', '.join(below) or 'no metric'}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\ntotal {time.perf_counter() - start:.0f} s, peak RSS {peak:.0f} MB, {results[next(iter(results))]['n_test_lines']} test lines")
-    if "dual_graph" in results:
-        ours, c2dsr = results["dual_graph"]["overall"], PAPER["paper C2DSR"]
-        print("dual_graph >= paper dual-graph alone (HR@1, MRR):",
-              ours["HR@1"] >= PAPER["paper dual-graph alone"]["HR@1"] and ours["MRR"] >= PAPER["paper dual-graph alone"]["MRR"])
-        print("dual_graph > paper C2DSR on every metric:", all(ours[c] > c2dsr[c] for c in COLUMNS))
+    print(f"\ntotal {total:.0f} s ({total / 60:.1f} min), peak RSS {peak:.0f} MB, {len(domains)} test lines")
     return 0
 
 

@@ -2,7 +2,7 @@
 generation variant beside the dual-graph model alone, on the same seeded test lines,
 for several retrieval k.
 
-    .venv/bin/python benchmarks/stage1_art_office.py --methods dual_graph --export artifacts/ao-stage1
+    .venv/bin/python benchmarks/stage1_art_office.py --methods dual_graph --out artifacts/ao-stage1
     .venv/bin/python benchmarks/stage2_art_office.py --stage1 artifacts/ao-stage1 --lines 500 --ks 0 1 3
 
 Lists are scored by the target's position in the top-20 list (MRR is MRR@20 for every

@@ -22,7 +22,7 @@ from urllm.app.reader import RunData, RunError
 from urllm.stats import METRIC_NAMES, compare
 
 OVERVIEW, EVALUATION = "pages/1_Overview.py", "pages/7_Evaluation.py"
-ORDER = ["pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr",
+ORDER = ["pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "llm4cdsr",
          "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm", "rsllm"]
 EVIL = '<script>alert("x")</script> & co'
 
@@ -153,7 +153,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     folder = arts / "tiny"
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["complete"] = False
-    manifest["stages"] = manifest["stages"][:6]  # data, pop, sasrec, dual_graph, dual_graph_no_graph, llm4cdsr
+    manifest["stages"] = manifest["stages"][:9]  # data ... dual_graph_readout_only, profiles, llm4cdsr
     manifest["metrics"] = {m: v for m, v in manifest["metrics"].items() if not m.startswith("urllm") and m != "rsllm"}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(folder / "lora")
@@ -163,7 +163,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     assert not at.exception
     warned = " ".join(w.value for w in at.warning)
     assert "incomplete" in warned and "retrieval, lora, generation, rsllm, evaluation, projections" in warned
-    assert list(metric_tables(at)[0].index) == ORDER[:5]
+    assert list(metric_tables(at)[0].index) == ORDER[:7]
     assert "No LoRA curve" in texts(at)
     assert traces(figure(at, "dual_graph: training loss"))
 
@@ -190,7 +190,7 @@ def test_evaluation_charts_hold_the_run_metrics_with_error_bars(tiny_artifacts, 
         assert trace["error_y"]["array"] == pytest.approx([hi - v for (_, hi), v in zip(ci, values)])
         assert trace["error_y"]["arrayminus"] == pytest.approx([v - lo for (lo, _), v in zip(ci, values)])
     rates = traces(plotly_figures(at)[1])
-    assert rates["ood_rate"]["y"] == pytest.approx([run.metrics[m]["overall"]["ood_rate"] for m in ORDER[5:]])
+    assert rates["ood_rate"]["y"] == pytest.approx([run.metrics[m]["overall"]["ood_rate"] for m in ORDER[7:]])
 
     at.selectbox(key="_ev_metric").select("MRR").run()
     assert not at.exception
@@ -260,12 +260,12 @@ def test_an_older_run_never_sets_different_line_counts_side_by_side(tmp_path, ti
         at = run_page(page, monkeypatch, arts, run="tiny")
         assert not at.exception
         assert "predates per-line ranks" in texts(at) and "Rerunning the same train.py command" in texts(at)
-        assert {frozenset(t.index) for t in metric_tables(at)} == {frozenset(ORDER[:5]), frozenset(ORDER[5:])}
+        assert {frozenset(t.index) for t in metric_tables(at)} == {frozenset(ORDER[:7]), frozenset(ORDER[7:])}
         assert all(len(ns) == 1 for ns in shown_ns(at))  # never two n's in one table
         assert not any("HR@10 95% CI" in t.columns for t in metric_tables(at))  # no intervals to show
     figures = plotly_figures(at)
     assert len(figures) == 3  # a bar chart per line count, then the answer rates
-    assert [set(traces(f)["overall"]["x"]) for f in figures[:2]] == [set(ORDER[:5]), set(ORDER[5:])]
+    assert [set(traces(f)["overall"]["x"]) for f in figures[:2]] == [set(ORDER[:7]), set(ORDER[7:])]
     # a subset of lines cannot be rescored without per-line ranks: said, not guessed
     at.multiselect(key="_ev_domains").set_value(["office"]).run()
     assert not at.exception and "needs the per-line ranks" in texts(at)

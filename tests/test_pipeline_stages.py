@@ -44,8 +44,10 @@ def test_files_version_enters_every_stage_key(monkeypatch):
 
 @pytest.mark.parametrize("override, rebuilt", [
     ("llm.retrieval.vector=mixed", {"retrieval", "lora", "generation", "evaluation"}),
-    ("fit.epochs=9", {"sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr", "retrieval", "lora", "generation", "rsllm",
-                      "evaluation", "projections"}),
+    ("fit.epochs=9", {"dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "llm4cdsr", "retrieval", "lora",
+                      "generation", "rsllm", "evaluation", "projections"}),
+    ("sasrec.dropouts=0.1,0.4", {"sasrec", "evaluation"}),  # a baseline's grid touches only itself
+    ("itemknn.history_len=5", {"itemknn", "evaluation"}),
     ("llm.generation.num_beams=3", {"generation", "rsllm", "evaluation"}),
     ("profiles.clusters=3", {"profiles", "llm4cdsr", "evaluation"}),
     ("umap_neighbors=5", {"projections"}),

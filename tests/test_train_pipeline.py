@@ -13,10 +13,11 @@ import pytest
 
 from urllm.pipeline.config import resolve, set_field
 from urllm.pipeline.manifest import file_record
+from urllm.schema import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = {"pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr", "urllm", "urllm_free", "urllm_constrained",
-           "urllm_candidates", "urllm_refined", "rsllm"}
+METHODS = {"pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "llm4cdsr", "urllm",
+           "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "rsllm"}
 
 
 def train(out: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -54,8 +55,8 @@ def test_tiny_run_manifest_has_every_method_and_hashed_files(tiny_run):
     assert rsllm["lines"] == gens["lines"]  # RSLLM is scored on URLLM's test lines
     assert m["metrics"]["rsllm"]["n_test_lines"] == len(gens["lines"])
     names = [s["name"] for s in m["stages"]]
-    assert names == ["data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
-                     "generation", "rsllm", "evaluation", "projections"]
+    assert names == ["data", "pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only",
+                     "profiles", "llm4cdsr", "retrieval", "lora", "generation", "rsllm", "evaluation", "projections"]
     for stage in m["stages"]:
         for f in stage["files"]:
             assert file_record(out / f["path"], out) == f  # sha256 and size match the file on disk
@@ -114,7 +115,7 @@ def test_rerun_reuses_every_stage_and_other_config_is_refused(tiny_run):
     out, _, _ = tiny_run
     again = train(out)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.count("unchanged, reused") == 13  # every stage
+    assert again.stdout.count("unchanged, reused") == len(STAGES)  # every stage
     other = train(out, "--set", "fit.epochs=1")
     assert other.returncode == 2 and "another config" in other.stderr and "fit" in other.stderr
 
@@ -140,7 +141,7 @@ def test_a_rerun_with_every_stage_reused_loads_no_model(tiny_run, monkeypatch, c
     start = time.perf_counter()
     assert train.main(["--profile", "tiny", "--out", str(out)]) == 0
     seconds = time.perf_counter() - start
-    assert capsys.readouterr().out.count("unchanged, reused") == 13
+    assert capsys.readouterr().out.count("unchanged, reused") == len(STAGES)
     assert loaded == []
     print(f"rerun {seconds:.1f} s, first run {first_s:.1f} s")
     assert seconds < 0.15 * first_s

@@ -22,13 +22,14 @@ import json
 import re
 
 # Names shared by the pipeline (writer) and the app (reader), in display order.
-STAGE1_METHODS = ("pop", "sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")  # trained sequence models
+# stage-1 methods: baselines (pop, itemknn, sasrec), the dual-graph model, its two ablations, LLM4CDSR
+STAGE1_METHODS = ("pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "llm4cdsr")
 VARIANTS = ("free", "constrained", "candidates", "refined")  # URLLM's LLM outputs, searched per line
 LLM_METHODS = tuple(f"urllm_{v}" for v in VARIANTS) + ("urllm", "rsllm")  # "urllm": the fused pipeline
 RECORD_VARIANTS = VARIANTS + ("pipeline",)  # a generations.json record's lists: "pipeline" is method "urllm"'s
 METHODS = STAGE1_METHODS + LLM_METHODS
-STAGES = ("data", "pop", "sasrec", "dual_graph", "dual_graph_no_graph", "profiles", "llm4cdsr", "retrieval", "lora",
-          "generation", "rsllm", "evaluation", "projections")  # a run's stages in the order they run
+STAGES = ("data", "pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "profiles",
+          "llm4cdsr", "retrieval", "lora", "generation", "rsllm", "evaluation", "projections")  # a run's stages in the order they run
 DEFAULT_K = 1  # neighbours in prompts when a run names none (LLMConfig.k's default)
 
 

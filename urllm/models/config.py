@@ -5,7 +5,7 @@ configuration (urllm/pipeline/config.py) and `train.py --help` load without it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from urllm.stats import METRIC_NAMES
 
@@ -76,6 +76,49 @@ class FitConfig:
 
 
 
+@dataclass
+class SASRecConfig:
+    """SASRec (one causal encoder over plain item embeddings of the mixed sequence), trained
+    with full-softmax cross-entropy over the label's domain (`negatives=0`: a domain has a
+    few thousand items, so the exact softmax is affordable on a CPU and needs no logQ
+    correction) and tuned on the VALID split over the grid of every list's values (set one
+    from the command line as `--set sasrec.dropouts=0.2,0.5`)."""
+    dims: list[int] = field(default_factory=lambda: [64])  # embedding and hidden size
+    n_blocks: list[int] = field(default_factory=lambda: [1])  # transformer blocks
+    dropouts: list[float] = field(default_factory=lambda: [0.2])
+    # AdamW learning rate: on Art-Office 1e-3 stays at popularity's level for 4 epochs, 5e-3 learns
+    lrs: list[float] = field(default_factory=lambda: [5e-3, 1e-2])
+    max_lens: list[int] = field(default_factory=lambda: [50])  # most recent items kept per sequence
+    n_heads: int = 1
+    negatives: int = 0  # 0: full softmax over the label's domain; N: N shared uniform negatives
+    epochs: int = 10  # upper bound per grid point (an Art-Office epoch is ~30 s on 2 cores); early stopping on valid
+    patience: int = 3  # epochs without a better valid score before a point stops
+    batch_size: int = 128
+
+    def points(self) -> list[dict]:
+        """The grid in a fixed order (dims, then blocks, dropout, lr, max_len)."""
+        return [{"dim": d, "n_blocks": b, "dropout": p, "lr": lr, "max_len": m}
+                for d in self.dims for b in self.n_blocks for p in self.dropouts for lr in self.lrs for m in self.max_lens]
+
+    def validate(self) -> None:
+        checks = [
+            ("dims", len(self.dims) > 0 and all(d >= 1 and d % max(self.n_heads, 1) == 0 for d in self.dims),
+             "positive multiples of n_heads"),
+            ("n_blocks", len(self.n_blocks) > 0 and all(b >= 1 for b in self.n_blocks), "values >= 1"),
+            ("dropouts", len(self.dropouts) > 0 and all(0.0 <= p < 1.0 for p in self.dropouts), "values in [0, 1)"),
+            ("lrs", len(self.lrs) > 0 and all(lr > 0 for lr in self.lrs), "values > 0"),
+            ("max_lens", len(self.max_lens) > 0 and all(m >= 1 for m in self.max_lens), "values >= 1"),
+            ("n_heads", self.n_heads >= 1, ">= 1"),
+            ("negatives", self.negatives >= 0, ">= 0 (0: full softmax)"),
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("patience", self.patience >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"SASRecConfig.{name}={getattr(self, name)!r}: expected {expected}")
+
+
 EMBEDDERS = ("minilm", "lm", "both")
 
 
@@ -137,3 +180,41 @@ class ProjectionConfig:
             raise ValueError(f"seed must be an int in [0, 2**32), got {self.seed!r}")
         return self
 
+
+
+@dataclass
+class ItemKNNConfig:
+    """The item-to-item transition baseline (urllm/models/itemknn.py), tuned on the VALID
+    split over every combination of the four lists below (grid order: windows, then
+    recencies, cross_weights, norms; equal valid scores keep the first point; set one from
+    the command line as `--set itemknn.windows=1,3`)."""
+    # a pair a -> b counts when b is at most this many positions after a (weight 1/gap)
+    windows: list[int] = field(default_factory=lambda: [1, 3, 10])
+    # weight recency**age of a history item (age 0 = the last item; 0: it alone)
+    recencies: list[float] = field(default_factory=lambda: [0.5, 0.8])
+    # weight of a history item of the other domain than the target
+    cross_weights: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
+    norms: list[float] = field(default_factory=lambda: [0.0, 0.5])  # T[h, i] / out[h]**norm: 0 raw counts, 1 transition shares
+    history_len: int = 20  # most recent history items used
+    select_metric: str = "MRR"  # valid metric used to pick the grid point
+    batch_size: int = 256  # lines scored at once
+
+    def validate(self) -> None:
+        def values(name, ok, expected):  # a grid: a non-empty list of numbers that pass `ok`
+            grid = getattr(self, name)
+            good = isinstance(grid, (tuple, list)) and len(grid) > 0 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v) for v in grid)
+            return name, good, f"a non-empty list of {expected}"
+
+        checks = [
+            values("windows", lambda v: isinstance(v, int) and v >= 1, "ints >= 1"),
+            values("recencies", lambda v: 0.0 <= v <= 1.0, "values in [0, 1]"),
+            values("cross_weights", lambda v: v >= 0.0, "values >= 0"),
+            values("norms", lambda v: 0.0 <= v <= 1.0, "values in [0, 1]"),
+            ("history_len", isinstance(self.history_len, int) and self.history_len >= 1, "an int >= 1"),
+            ("select_metric", self.select_metric in METRIC_NAMES, f"one of {METRIC_NAMES}"),
+            ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "an int >= 1"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"ItemKNNConfig.{name}={getattr(self, name)!r}: expected {expected}")

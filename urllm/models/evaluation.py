@@ -20,11 +20,25 @@ class Scorer(Protocol):
     def scores(self, histories: list[np.ndarray], domain: int) -> torch.Tensor: ...  # on the CPU
 
 
+def without_history(scores: torch.Tensor, histories: list[np.ndarray], column: np.ndarray) -> torch.Tensor:
+    """`scores` [B, n_items_of_domain] with each row's own history items (those of this
+    domain: column >= 0) set to -inf, so they rank last. A target that is itself a history
+    item (a repeat) then ranks last too: excluding history turns repeats into misses."""
+    out = scores.clone()
+    for row, history in enumerate(histories):
+        cols = column[history]
+        out[row, torch.from_numpy(cols[cols >= 0])] = float("-inf")
+    return out
+
+
 def rank_examples(
-    scorer: Scorer, dataset: Dataset, examples: list[Example], batch_size: int = 256, top_n: int = 0
+    scorer: Scorer, dataset: Dataset, examples: list[Example], batch_size: int = 256, top_n: int = 0,
+    exclude_history: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Ranks [n] of each example's target, their domains [n], and optionally each line's
-    top-`top_n` item ids [n, top_n] (best first; ties broken by column order)."""
+    top-`top_n` item ids [n, top_n] (best first; ties broken by column order). The protocol
+    ranks every item of the domain, the user's own history included (as the paper does);
+    `exclude_history` drops those items from the ranking (`without_history`)."""
     n = len(examples)
     ranks = np.zeros(n, dtype=np.int64)
     domains = np.array([ex.domain for ex in examples], dtype=np.int64)
@@ -38,6 +52,8 @@ def rank_examples(
             chunk = rows[start : start + batch_size]
             with torch.no_grad():
                 scores = scorer.scores([examples[i].history for i in chunk], d).float()
+            if exclude_history:
+                scores = without_history(scores, [examples[i].history for i in chunk], column)
             target_col = torch.from_numpy(column[[examples[i].target for i in chunk]])
             ranks[chunk] = rank_of_target(scores, target_col).numpy()
             if top is not None:

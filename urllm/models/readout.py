@@ -89,3 +89,36 @@ class GraphReadout(nn.Module):
         """[P] readout of one item per row."""
         nbrs, weights = self.entries(recent, own)
         return (weights * (nbrs == items.view(-1, 1, 1))).sum((1, 2))
+
+
+class ReadoutOnlyScorer:
+    """The ablation `dual_graph_readout_only`: a trained dual-graph model's graph readout
+    alone (its learned recency weights, alpha and scale), without the neural threads, i.e.
+    what weighted transition counting over the cross-domain graph gives. Items the readout
+    does not reach all score 0; they are ordered by training popularity (`popularity`,
+    per item, scaled to at most 1e-6 of a readout unit), so pessimistic ties do not decide
+    the ablation. A Scorer (urllm/models/evaluation.py)."""
+
+    TIE_BREAK = 1e-6
+
+    def __init__(self, model, popularity: torch.Tensor):
+        from urllm.models.sequences import pad_histories
+
+        if model.readout is None:
+            raise ValueError("the dual-graph model has no graph readout (DualGraphConfig.readout is off)")
+        self.model, self._pad = model.eval(), pad_histories
+        self.prior = self.TIE_BREAK * popularity.float() / max(float(popularity.max()), 1.0)
+
+    def scores(self, histories, domain: int) -> torch.Tensor:
+        from urllm.models.encoder import last_states
+
+        m = self.model
+        seq, lengths = self._pad(histories, m.cfg.max_len, m.n_items)
+        device = m.readout.nbr.device
+        seq, lengths = seq.to(device), lengths.to(device)
+        items = m.domain_items(domain)
+        with torch.no_grad():
+            recent = last_states(window_items(seq, m.cfg.readout_window, m.n_items), lengths)
+            recent = torch.where((lengths > 0).view(-1, 1), recent, m.n_items)  # as DualGraphModel.rank_scores
+            readout = m.readout.over_columns(recent, None, m.local_column(domain), len(items)).cpu()
+        return readout + self.prior[items.cpu()]

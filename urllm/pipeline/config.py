@@ -18,7 +18,7 @@ from typing import Any
 
 from urllm.llm.config import GenerationConfig, LoraTrainConfig, PromptConfig
 from urllm.methods.config import ProfileConfig, RetrievalConfig, RSLLMConfig
-from urllm.models.config import DualGraphConfig, FitConfig, LLM4CDSRConfig
+from urllm.models.config import DualGraphConfig, FitConfig, ItemKNNConfig, LLM4CDSRConfig, SASRecConfig
 
 
 @dataclass
@@ -45,6 +45,8 @@ class RunConfig:
     # GPU when CUDA is available (under torchrun the GPU of its LOCAL_RANK), else "cpu"; results come
     # back to the CPU. Tested on the CPU only: the GPU path of the stage-1 models is untested.
     device: str = "auto"
+    itemknn: ItemKNNConfig = field(default_factory=ItemKNNConfig)  # item-to-item transition baseline, tuned on valid
+    sasrec: SASRecConfig = field(default_factory=SASRecConfig)  # SASRec, full-softmax CE, its grid tuned on valid
     dual_graph: DualGraphConfig = field(default_factory=DualGraphConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     top_n: int = 100  # dual-graph top-N exported per test line
@@ -62,6 +64,7 @@ class RunConfig:
 def _tiny() -> RunConfig:
     cfg = RunConfig(dataset="synthetic?n_users=120", top_n=40)
     cfg.dual_graph = DualGraphConfig(dim=16, n_blocks=1, max_len=12)
+    cfg.sasrec = SASRecConfig(dims=[16], n_blocks=[1], dropouts=[0.0, 0.3], lrs=[5e-3], max_lens=[12], epochs=3, batch_size=16)
     cfg.fit = FitConfig(epochs=3, batch_size=16, lr=5e-3, patience=3)
     cfg.llm4cdsr = LLM4CDSRConfig(dim=16, n_blocks=1, max_len=12, global_dim=16, domain_dim=8, adapter_hidden=32)
     cfg.llm = LLMConfig(base_model="tiny", train_lines=8, valid_lines=4, ks=[0, 1],
@@ -90,6 +93,8 @@ def _full() -> RunConfig:
     cfg = RunConfig(dataset="movielens", threads=8)
     cfg.dual_graph = DualGraphConfig(dim=128, negatives=0)
     cfg.fit = FitConfig(epochs=60, batch_size=256, patience=6)
+    cfg.sasrec = SASRecConfig(dims=[64, 128], n_blocks=[1, 2], dropouts=[0.2, 0.5], lrs=[1e-3, 3e-4], max_lens=[50, 200],
+                              epochs=60, patience=5, batch_size=256)
     cfg.llm = LLMConfig(train_lines=8000, valid_lines=500, ks=[0, 1, 3], prompt=PromptConfig(max_tokens=1024),
                         lora=LoraTrainConfig(steps=2000, batch_size=16, r=16, alpha=32))
     cfg.rsllm = RSLLMConfig(text_steps=1000, unified_steps=2000, batch_size=16)
@@ -202,7 +207,8 @@ def validate(cfg: RunConfig) -> None:
     base = cfg.llm.base_model
     if base not in BASE_MODELS and not Path(base).is_dir():
         raise ValueError(f"llm.base_model={base!r}: expected one of {list(BASE_MODELS)} or an existing local model folder")
-    for section in (cfg.dual_graph, cfg.fit, cfg.llm4cdsr, cfg.llm.retrieval, cfg.llm.generation, cfg.llm.lora, cfg.rsllm,
+    for section in (cfg.itemknn, cfg.sasrec, cfg.dual_graph, cfg.fit, cfg.llm4cdsr, cfg.llm.retrieval, cfg.llm.generation,
+                    cfg.llm.lora, cfg.rsllm,
                     cfg.profiles):
         section.validate()
     parse_spec(cfg.dataset)

@@ -8,11 +8,14 @@ which loads each thing on first use: a reused stage loads nothing.
 
 The stages in run order, and the files each writes (besides manifest.json):
   data                 data.json: dataset figures, items, users' sequences, test lines
-  pop, sasrec,         <method>.json: test metrics and "test_ranks", the target's full rank on
-  dual_graph,            every test line; <method>_curve.json: the training curve (not pop)
-  dual_graph_no_graph  dual_graph also writes dual_graph.safetensors/.config.json (the model)
+  pop, itemknn,        <method>.json: test metrics and "test_ranks", the target's full rank on
+  sasrec, dual_graph,    every test line; <method>_curve.json: the training curve (sasrec and
+  dual_graph_no_graph,   the dual-graph models); itemknn's and sasrec's grids, scored on valid,
+  dual_graph_readout_    and the chosen points are in their stage summaries (the manifest).
+  only                   dual_graph also writes dual_graph.safetensors/.config.json (the model)
                          and its exports stage1_vectors/stage1_rankings.safetensors
-                         (urllm/models/export.py), which the later stages read
+                         (urllm/models/export.py), which the later stages read; the readout-only
+                         ablation reads that model
   profiles             profiles.json: LLM4CDSR's hierarchical user profiles (texts, clusters),
                          profile_embeddings.safetensors: the profiled training users' embeddings
   llm4cdsr             llm4cdsr.json, llm4cdsr_curve.json, item_text_*.safetensors (its text
@@ -81,16 +84,20 @@ def build_data(ctx: Context) -> dict:
 
 def _tested(ctx: Context, method: str, scorer, summary: dict, files: list[Path], top_n: int = 0) -> dict:
     """The stage result of a stage-1 method: its full ranks on every test line in <method>.json
-    (and with `top_n`, its top-N per test line in <method>_rankings.safetensors)."""
+    (and with `top_n`, its top-N per test line in <method>_rankings.safetensors), plus the
+    ranks with the user's own history items left out of the ranking
+    ("test_ranks_excluding_history", the protocol's alternative; urllm/models/evaluation.py)."""
     from urllm.models.evaluation import rank_examples
 
     ds = ctx.ds
     ranks, domains, top = rank_examples(scorer, ds, ds.splits["test"], top_n=top_n)
+    excluding, _, _ = rank_examples(scorer, ds, ds.splits["test"], exclude_history=True)
     if top_n:
         atomic_save_tensors(ctx.dir / f"{method}_rankings.safetensors", {"test_top": torch.from_numpy(top)})
         files.append(ctx.dir / f"{method}_rankings.safetensors")
     metrics = summarize(ranks, domains, ds.domains)
-    atomic_write_json(ctx.dir / f"{method}.json", metrics | {"test_ranks": ranks.tolist()})
+    atomic_write_json(ctx.dir / f"{method}.json", metrics | {"test_ranks": ranks.tolist(),
+                                                             "test_ranks_excluding_history": excluding.tolist()})
     files.append(ctx.dir / f"{method}.json")
     summary["test_HR@10"] = round(metrics["overall"]["HR@10"], 4)
     return {"files": files, "summary": summary}
@@ -113,18 +120,40 @@ def build_pop(ctx: Context) -> dict:
     return _tested(ctx, "pop", Popularity(ctx.ds, ctx.ds.splits["train"]), {}, [])
 
 
+def build_itemknn(ctx: Context) -> dict:
+    """Item-to-item transitions of the training sequences (urllm/models/itemknn.py), its
+    few parameters chosen on the valid split; the grid and the choice go into the summary."""
+    from urllm.models.itemknn import tune_itemknn
+
+    model, report = tune_itemknn(ctx.ds, ctx.cfg.itemknn)
+    return _tested(ctx, "itemknn", model, {"chosen": report["chosen"], "grid": report["grid"],
+                                           "tune_s": report["seconds"]}, [])
+
+
+def build_sasrec(ctx: Context) -> dict:
+    """SASRec with full-softmax cross-entropy, every point of its grid trained and the best
+    on valid kept (urllm/models/sasrec.py); the grid and the choice go into the summary."""
+    from urllm.models.sasrec import tune_sasrec
+    from urllm.models.trainer import SequenceScorer
+
+    cfg = ctx.cfg
+    model, result, report = tune_sasrec(ctx.ds, cfg.sasrec, cfg.seed, ctx.device, cfg.fit.select_metric, cfg.fit.progress)
+    summary, files = _fit_summary(ctx.dir, "sasrec", result)
+    summary |= {"train_s": report["seconds"], "chosen": report["chosen"], "grid": report["grid"]}
+    return _tested(ctx, "sasrec", SequenceScorer(model), summary, files)
+
+
 def build_sequence_model(method: str, ctx: Context) -> dict:
-    """sasrec, dual_graph or dual_graph_no_graph (one model class, three configs), trained on
-    the run's device; the dual-graph model and its exports are saved for the later stages."""
-    from urllm.models.dual_graph import DualGraphModel, ablation_config, sasrec_config
+    """dual_graph or dual_graph_no_graph (one model class, two configs), trained on the
+    run's device; the dual-graph model and its exports are saved for the later stages."""
+    from urllm.models.dual_graph import DualGraphModel, ablation_config
     from urllm.models.export import export_stage1, save_model
     from urllm.models.trainer import SequenceScorer, fit
 
     cfg, ds = ctx.cfg, ctx.ds
     seed_everything(cfg.seed)
-    fields = dataclasses.asdict(cfg.dual_graph)
-    model_cfg = {"dual_graph": cfg.dual_graph, "sasrec": sasrec_config(**fields),
-                 "dual_graph_no_graph": ablation_config(**fields)}[method]
+    model_cfg = {"dual_graph": cfg.dual_graph,
+                 "dual_graph_no_graph": ablation_config(**dataclasses.asdict(cfg.dual_graph))}[method]
     model = DualGraphModel(model_cfg, torch.from_numpy(ds.item_domain), ctx.graphs)
     result = fit(model, ds, dataclasses.replace(cfg.fit, seed=cfg.seed), method, ctx.device)
     summary, files = _fit_summary(ctx.dir, method, result)
@@ -133,6 +162,16 @@ def build_sequence_model(method: str, ctx: Context) -> dict:
         files += save_model(model, ctx.dir, method)
         files += export_stage1(model, ds, ctx.dir, cfg.top_n)
     return _tested(ctx, method, scorer, summary, files)
+
+
+def build_readout_only(ctx: Context) -> dict:
+    """The ablation dual_graph_readout_only: the trained dual-graph model's graph readout
+    without its neural threads (urllm/models/readout.py: ReadoutOnlyScorer)."""
+    from urllm.models.popularity import Popularity
+    from urllm.models.readout import ReadoutOnlyScorer
+
+    popularity = Popularity(ctx.ds, ctx.ds.splits["train"]).counts
+    return _tested(ctx, "dual_graph_readout_only", ReadoutOnlyScorer(ctx.dual_graph.model, popularity), {}, [])
 
 
 def _train_llm4cdsr(cfg: RunConfig, ds: Dataset, run_dir: Path, base_lm: Callable[[], tuple] | None = None,
@@ -407,9 +446,11 @@ _SEQUENCE_MODEL = ("dual_graph", "fit", "seed")
 STAGE_TABLE = (  # in urllm.schema.STAGES order
     Stage("data", build_data, ("dataset",)),
     Stage("pop", build_pop, (), ("data",)),
-    Stage("sasrec", partial(build_sequence_model, "sasrec"), _SEQUENCE_MODEL, ("data",)),
+    Stage("itemknn", build_itemknn, ("itemknn",), ("data",)),
+    Stage("sasrec", build_sasrec, ("sasrec", "fit.select_metric", "seed"), ("data",)),
     Stage("dual_graph", partial(build_sequence_model, "dual_graph"), (*_SEQUENCE_MODEL, "top_n"), ("data",)),
     Stage("dual_graph_no_graph", partial(build_sequence_model, "dual_graph_no_graph"), _SEQUENCE_MODEL, ("data",)),
+    Stage("dual_graph_readout_only", build_readout_only, (), ("dual_graph",)),
     Stage("profiles", build_profiles, ("profiles", "llm.base_model", "llm.eval_lines", "seed"), ("data",)),
     Stage("llm4cdsr", build_llm4cdsr, ("llm4cdsr", "fit", "top_n", "seed", "llm.base_model"), ("data", "profiles")),
     Stage("retrieval", build_retrieval, ("llm.retrieval",), ("dual_graph",)),
