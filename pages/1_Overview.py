@@ -30,6 +30,9 @@ if not manifest.get("complete"):
     st.warning(f"This run is incomplete: {len(done)} of {len(STAGES)} stages finished; missing: "
                f"{', '.join(missing) or 'none (train.py stopped before writing the metrics)'}. "
                "The sections below show what the finished stages hold.")
+elif missing:
+    st.info(f"This run was made before the stages {', '.join(missing)} existed, so it has no results for them. "
+            "Rerunning the same train.py command adds them.")
 
 # ---- dataset ---------------------------------------------------------------------------
 st.header("Dataset")

@@ -148,6 +148,16 @@ def test_overview_draws_the_training_curves_from_the_run(tiny_artifacts, monkeyp
     assert lora["y"] == pytest.approx([s["loss"] for s in run.lora_report()["curve"]])
 
 
+def test_overview_of_a_run_older_than_a_stage_says_so(tmp_path, tiny_artifacts, monkeypatch):
+    arts = copy_run(tiny_artifacts, tmp_path)
+    manifest = json.loads((arts / "tiny" / "manifest.json").read_text())
+    manifest["stages"] = [s for s in manifest["stages"] if s["name"] not in ("itemknn", "dual_graph_readout_only")]
+    (arts / "tiny" / "manifest.json").write_text(json.dumps(manifest))
+    at = run_page(OVERVIEW, monkeypatch, arts, run="tiny")
+    assert not at.exception and not at.warning
+    assert "made before the stages itemknn, dual_graph_readout_only existed" in " ".join(i.value for i in at.info)
+
+
 def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_artifacts, monkeypatch):
     arts = copy_run(tiny_artifacts, tmp_path)
     folder = arts / "tiny"
