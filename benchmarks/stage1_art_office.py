@@ -72,9 +72,9 @@ def main() -> int:
     args = parser.parse_args()
     cfg = resolve("demo", [f"dataset=urllm:{args.data}", *args.set])
     torch.set_num_threads(cfg.threads)
-    builders = {s.name: s.build for s in STAGE_TABLE}
-    wanted = [m for m in STAGE1_METHODS if m in args.methods or any(m in NEEDS.get(w, ()) for w in args.methods)]
-    wanted = ["profiles" if m == "llm4cdsr" else m for m in wanted] + (["llm4cdsr"] if "llm4cdsr" in wanted else [])
+    builders = {stage.name: stage.build for stage in STAGE_TABLE}
+    needed = {n for m in args.methods for n in NEEDS.get(m, ())}
+    wanted = [stage.name for stage in STAGE_TABLE if stage.name in args.methods or stage.name in needed]  # in run order
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="stage1-bench-") as tmp:
         out = Path(args.out or tmp)

@@ -174,11 +174,14 @@ class DualGraphModel(nn.Module):
         products plus the graph readout from the last items."""
         scores = self.score_domain(self.user_vectors(seq, lengths, tables)[:, d], d, tables)
         if self.readout is not None:
-            recent = last_states(window_items(seq, self.cfg.readout_window, self.n_items), lengths)
-            recent = torch.where((lengths > 0).view(-1, 1), recent, self.n_items)
-            n = len(self.domain_items(d))
-            scores = scores + self.readout.over_columns(recent, None, self.local_column(d), n)
+            scores = scores + self.readout_scores(seq, lengths, d)
         return scores
+
+    def readout_scores(self, seq: torch.Tensor, lengths: torch.Tensor, d: int) -> torch.Tensor:
+        """[B, n_items_of_d]: the graph readout's part of `rank_scores` (0 for an empty history)."""
+        recent = last_states(window_items(seq, self.cfg.readout_window, self.n_items), lengths)
+        recent = torch.where((lengths > 0).view(-1, 1), recent, self.n_items)
+        return self.readout.over_columns(recent, None, self.local_column(d), len(self.domain_items(d)))
 
     # ---- training losses --------------------------------------------------------------
     def losses(self, inputs: torch.Tensor, labels: torch.Tensor, extra: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -110,15 +110,9 @@ class ReadoutOnlyScorer:
         self.prior = self.TIE_BREAK * popularity.float() / max(float(popularity.max()), 1.0)
 
     def scores(self, histories, domain: int) -> torch.Tensor:
-        from urllm.models.encoder import last_states
-
         m = self.model
         seq, lengths = self._pad(histories, m.cfg.max_len, m.n_items)
         device = m.readout.nbr.device
-        seq, lengths = seq.to(device), lengths.to(device)
-        items = m.domain_items(domain)
         with torch.no_grad():
-            recent = last_states(window_items(seq, m.cfg.readout_window, m.n_items), lengths)
-            recent = torch.where((lengths > 0).view(-1, 1), recent, m.n_items)  # as DualGraphModel.rank_scores
-            readout = m.readout.over_columns(recent, None, m.local_column(domain), len(items)).cpu()
-        return readout + self.prior[items.cpu()]
+            readout = m.readout_scores(seq.to(device), lengths.to(device), domain).cpu()
+        return readout + self.prior[m.domain_items(domain).cpu()]

@@ -208,8 +208,7 @@ def validate(cfg: RunConfig) -> None:
     if base not in BASE_MODELS and not Path(base).is_dir():
         raise ValueError(f"llm.base_model={base!r}: expected one of {list(BASE_MODELS)} or an existing local model folder")
     for section in (cfg.itemknn, cfg.sasrec, cfg.dual_graph, cfg.fit, cfg.llm4cdsr, cfg.llm.retrieval, cfg.llm.generation,
-                    cfg.llm.lora, cfg.rsllm,
-                    cfg.profiles):
+                    cfg.llm.lora, cfg.rsllm, cfg.profiles):
         section.validate()
     parse_spec(cfg.dataset)
 
