@@ -55,13 +55,14 @@ def chromium_ready() -> bool:
 
 
 def pages() -> list[tuple[str, str]]:
-    """(label, URL path) of the landing page and of every pages/N_Name.py, in menu order."""
+    """(label, URL path) of every pages/N_Name.py in menu order (app.py's router): 0_Home.py,
+    the landing page, is at "/", every other page at /Name."""
     found = []
     for file in (ROOT / "pages").glob("*.py"):
         number, _, name = file.stem.partition("_")
         if number.isdigit() and name:
             found.append((int(number), name))
-    return [("app", "/")] + [(name, f"/{name}") for _, name in sorted(found)]
+    return [(name, "/" if number == 0 else f"/{name}") for number, name in sorted(found)]
 
 
 def free_port() -> int:
@@ -254,7 +255,7 @@ class Visits:
 
     def seconds(self) -> dict[str, list[float]]:
         """Page label -> each visit's seconds, the landing page starting with the first load."""
-        out = {"app": [self.landing_s]}
+        out = {"Home": [self.landing_s]}
         for visit in self.visits:
             out.setdefault(visit.label, []).append(visit.seconds)
         return out

@@ -5,6 +5,9 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# every page file (app.py is the router and runs pages/0_Home.py): a new page is covered by
+# the tests that loop over pages without being listed anywhere
+PAGES = ["app.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py"))]
 
 
 def run_page(page: str, monkeypatch, artifacts: Path, timeout: float = 60, **params):

@@ -40,7 +40,15 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory) -> Path:
     """An artifacts folder holding one complete run, `tiny` (train.py --profile tiny, ~30 s).
-    Read-only: a test that damages a run copies it first."""
+    Read-only: a test that damages a run copies it first. URLLM_TEST_ARTIFACTS=DIR reuses a
+    folder already holding DIR/tiny (made by this tree's train.py) while iterating on app
+    tests; CI leaves it unset and builds the run."""
+    import os
+
+    reuse = os.environ.get("URLLM_TEST_ARTIFACTS")
+    if reuse:
+        assert (Path(reuse) / "tiny" / "manifest.json").is_file(), f"URLLM_TEST_ARTIFACTS={reuse} holds no tiny run"
+        return Path(reuse)
     artifacts = tmp_path_factory.mktemp("artifacts")
     done = subprocess.run([sys.executable, "train.py", "--profile", "tiny", "--out", str(artifacts / "tiny")],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)

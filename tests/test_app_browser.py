@@ -51,7 +51,7 @@ def test_every_page_renders_a_title_without_exception_or_error_box(tour):
         assert not visit.exceptions, f"{visit.label} shows an exception:\n{visit.exceptions[0]}"
         assert not visit.errors, f"{visit.label} shows an error: {visit.errors}"
         assert visit.title, f"{visit.label} has no title: did it render?"
-    assert {v.label: v.title for v in result.visits}["app"] == "URLLM Studio"
+    assert {v.label: v.title for v in result.visits}["Home"] == "URLLM Studio"
 
 
 def test_the_user_picked_in_the_sidebar_stays_picked_on_every_page(tour):

@@ -6,14 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from app_fixtures import copy_run, run_page, texts
+from app_fixtures import PAGES, copy_run, run_page, texts
 
 from urllm.app.reader import RunData, RunError
 from urllm.app.safe_text import escape_markdown
 from urllm.schema import ANY, Either, List, Map, Row, ShapeError, check
 
-PAGES = ["app.py", "pages/1_Overview.py", "pages/2_Sequence_graph.py", "pages/3_Retrieval.py", "pages/4_Prompt.py",
-         "pages/5_Generation.py", "pages/6_Embeddings.py", "pages/7_Evaluation.py"]
 GARBAGE = b"\x8f not a safetensors file " * 4
 
 
@@ -32,7 +30,7 @@ def missing_tensor(path):
     from safetensors.numpy import load_file, save_file
 
     tensors = load_file(path)
-    del tensors["users_xy"]
+    del tensors["users_domain.xy"]
     save_file(tensors, path)
 
 
@@ -59,7 +57,7 @@ CASES = {
     "LoRA report without a curve": ("lora/training.json", lambda r: r.pop("curve"), "no 'curve' field"),
     "garbage rankings": ("stage1_rankings.safetensors", GARBAGE, "corrupt safetensors file"),
     "garbage LoRA adapter": ("lora/adapter_model.safetensors", GARBAGE, "corrupt safetensors file"),
-    "projections without a tensor": ("projections.safetensors", missing_tensor, "no 'users_xy' tensor"),
+    "projections without a tensor": ("projections.safetensors", missing_tensor, "no 'users_domain.xy' tensor"),
 }
 
 

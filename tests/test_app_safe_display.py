@@ -6,12 +6,9 @@ import json
 import re
 
 import pytest
-from app_fixtures import HOSTILE, copy_run, hostile_run, markdown_texts, run_page, unescaped_markup
+from app_fixtures import HOSTILE, PAGES, copy_run, hostile_run, markdown_texts, run_page, unescaped_markup
 
 from urllm.app.safe_text import LIMIT, cut, escape_markdown, escape_plotly, inline_code, relative_paths
-
-PAGES = ["app.py", "pages/1_Overview.py", "pages/2_Sequence_graph.py", "pages/3_Retrieval.py", "pages/4_Prompt.py",
-         "pages/5_Generation.py", "pages/6_Embeddings.py", "pages/7_Evaluation.py"]
 
 
 def strings(value) -> list[str]:

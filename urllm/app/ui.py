@@ -75,7 +75,7 @@ def line_table(run: RunData):
     return _line_table(str(artifacts_dir()), run.name, _stamp(run.name))
 
 
-@st.cache_data(show_spinner="Rescoring the methods on these lines ...", max_entries=16)
+@st.cache_data(show_spinner="Rescoring the methods on these lines ...", max_entries=48)
 def _metric_tables(folder: str, name: str, stamp: float, lines: tuple[int, ...] | None):
     return open_run(name).metric_tables(lines)
 
@@ -232,6 +232,53 @@ def sidebar() -> Selection:
         line = run.line_of(user, domain)
 
     params = {"run": name} | ({"user": run.user_ids[line.user], "domain": run.domains[line.domain]} if line else {})
-    if dict(st.query_params) != params:
-        st.query_params.from_dict(params)
+    for key in DEPENDENTS:  # only the sidebar's keys: a page's own choices (url_choice) stay in the URL
+        if key not in params:
+            st.query_params.pop(key, None)
+        elif st.query_params.get(key) != params[key]:
+            st.query_params[key] = params[key]
     return Selection(run, line)
+
+
+def url_choice(key: str, label: str, widget, options, default=None, **kwargs):
+    """A page's own choice (a space, a slice, a second run) as a widget whose value lives in
+    the URL too (`?key=value`), so a pasted link reproduces the view. A valid value named by
+    the URL wins; an unknown one gets a warning (as code) and the default. `widget` is a
+    streamlit widget taking (label, options, key=..., on_change=...), e.g. st.selectbox,
+    st.radio, st.segmented_control; options are compared with the URL as strings."""
+    options = list(options)
+    names = [str(o) for o in options]
+    wkey = f"_url_{key}"
+    url = st.query_params.get(key)
+    if url is not None and url in names:
+        st.session_state[wkey] = options[names.index(url)]
+    elif wkey not in st.session_state or st.session_state[wkey] not in options:
+        if url is not None:
+            st.warning(f"{inline_code(key)} {inline_code(url)} from the link is not one of the choices here; "
+                       f"showing {inline_code(str(default if default in options else options[0]))}.")
+        st.session_state[wkey] = default if default in options else (options[0] if options else None)
+
+    def changed():  # before the rerun, so the URL agrees with the widget when the page reads it
+        value = st.session_state[wkey]
+        if value is None:
+            st.query_params.pop(key, None)
+        else:
+            st.query_params[key] = str(value)
+
+    value = widget(label, options, key=wkey, on_change=changed, **kwargs)
+    if value is not None and st.query_params.get(key) != str(value):
+        st.query_params[key] = str(value)
+    return value
+
+
+@st.cache_data(show_spinner="Comparing the two runs ...", max_entries=16)
+def _method_deltas(folder: str, a: str, stamp_a: float, b: str, stamp_b: float, metric: str, seed: int):
+    from urllm.app.compare import method_deltas, pair_runs
+
+    return method_deltas(pair_runs(open_run(a), open_run(b)), metric, seed)
+
+
+def compared_methods(pair, metric: str) -> list[dict]:
+    """urllm.app.compare.method_deltas of two runs, computed once per pair of runs and metric."""
+    a, b = pair.a.name, pair.b.name
+    return _method_deltas(str(artifacts_dir()), a, _stamp(a), b, _stamp(b), metric, pair.a.seed)
