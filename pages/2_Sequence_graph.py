@@ -35,9 +35,19 @@ st.markdown(f"User **{md(sel.user)}**, held-out target: *{md(run.item_label(line
 shown = len(history)
 if shown > 60:  # long histories (MovieLens: hundreds of events) start with the most recent 60
     shown = st.slider("events shown (the most recent)", 10, min(500, shown), 60, step=10, key="_seq_max")
-st.plotly_chart(sequence_graph(run, line, max_items=shown), width="stretch")
+left, right = st.columns(2)
+labels = left.toggle("titles on the nodes", value=len(history) <= 30, key="_seq_labels",
+                     help="hover shows every full title either way")
+overlay = []
+if run.has("retrieval") and right.toggle("overlay the retrieved neighbours' recent items", key="_seq_overlay"):
+    k = max(run.main_k, 1)
+    overlay = [(u, score, run.user_items(u)[-run.max_neighbor_items:].tolist()) for u, score in guard(run.neighbours, line, k)]
+st.plotly_chart(sequence_graph(run, line, max_items=shown, labels=labels, neighbours=overlay), width="stretch")
 st.caption("Nodes in time order, one lane per domain; grey edges stay in a domain, dashed red edges switch "
-           "domains. The star is the held-out item the recommenders must predict.")
+           "domains. The star is the held-out item the recommenders must predict."
+           + (f" Below: the {len(overlay)} retrieved neighbour users' most recent items (the ones their prompt section "
+              "carries), ending under this user's last event; a black ring marks an item this user also has, a gold "
+              "ring the held-out target." if overlay else ""))
 
 st.subheader("Item graph neighbourhood")
 recent_first = list(dict.fromkeys(reversed(history)))  # each item once, the most recent first

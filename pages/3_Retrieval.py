@@ -9,7 +9,6 @@ import streamlit as st
 
 from urllm.app.safe_text import escape_markdown as md
 from urllm.app.ui import guard, need, sidebar
-from urllm.llm.config import PromptConfig
 
 st.set_page_config(page_title="Retrieval · URLLM Studio", layout="wide")
 sel = sidebar()
@@ -57,6 +56,6 @@ for column, (vector, label) in zip(st.columns(2), methods.items()):
                                             "title": run.titles[i], "in the selected history": int(i) in history}
                                            for p, i in enumerate(items, 1)]),
                              hide_index=True, width="stretch", height=min(400, 38 + 35 * len(items)))
-shown_items = run.config.get("llm", {}).get("prompt", {}).get("max_neighbor_items", PromptConfig.max_neighbor_items)
+shown_items = run.max_neighbor_items
 st.caption("Score: inner product of the user vectors. Overlap: distinct items of the neighbour that are also in the "
            f"selected user's history. A prompt shows the most recent {shown_items} items of each neighbour.")

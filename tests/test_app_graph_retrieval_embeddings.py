@@ -1,5 +1,6 @@
 """The sequence-graph, retrieval and embeddings pages, and the figures they draw
-(urllm/app/figures.py): content of the user named in the URL, widgets, damaged runs."""
+(urllm/app/figures.py): content of the user named in the URL, widgets, damaged runs (the
+Embeddings page's own tests: tests/test_app_embeddings.py)."""
 import base64
 import json
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from app_fixtures import copy_run, run_page, texts
 
-from urllm.app.figures import DOMAIN_COLOURS, embedding_scatter, item_neighbourhood_graph, sequence_graph
+from urllm.app.figures import DOMAIN_COLOURS, item_neighbourhood_graph, sequence_graph
 from urllm.app.reader import RunData
 
 
@@ -93,27 +94,6 @@ def test_item_neighbourhood_graph_draws_the_next_items_with_count_widths(run):
     widths = [t.line.width for t in fig.data if t.mode == "lines"]
     assert widths == sorted(widths, reverse=True) and len(widths) == 4  # neighbours come most frequent first
     assert trace(fig, "picked item").hovertext[0].startswith(run.titles[item])
-
-
-def test_embedding_scatter_colours_by_domain_and_outlines_the_highlighted_rows(run, line):
-    proj = run.projections
-    picked = [int(proj["items_rows"][0]), int(proj["items_rows"][5])]
-    fig = embedding_scatter(run, "items", picked + [10_000], "mine")
-    assert all(t.type == "scattergl" for t in fig.data)
-    for d, name in enumerate(run.domains):
-        t = trace(fig, name)
-        assert t.marker.color == DOMAIN_COLOURS[d] and len(t.x) == int((proj["items_domain"] == d).sum())
-    mine = trace(fig, "mine")
-    assert sorted(mine.customdata) == sorted(picked)
-    assert run.titles[picked[0]] in "\n".join(mine.hovertext)
-    users = embedding_scatter(run, "users", [line.index], "me")
-    at = list(proj["users_rows"]).index(line.index)
-    assert list(trace(users, "me").customdata) == [line.index]
-    assert trace(users, "me").x[0] == pytest.approx(float(proj["users_xy"][at, 0]))
-    assert run.user_ids[line.user] in trace(users, "me").hovertext[0]
-    assert len(embedding_scatter(run, "users").data) == 2  # no highlight, no extra trace
-    with pytest.raises(ValueError):
-        embedding_scatter(run, "movies")
 
 
 # ---- pages -----------------------------------------------------------------------------
@@ -209,34 +189,6 @@ def test_retrieval_page_names_a_corrupt_index(tmp_path, tiny_artifacts, monkeypa
     (arts / "tiny" / "retrieval_A.faiss").unlink()
     at = run_page("pages/3_Retrieval.py", monkeypatch, arts, **params(run, line))
     assert not at.exception and "retrieval_A.faiss" in at.error[0].value
-
-
-def test_embeddings_page_highlights_the_user(tiny_artifacts, monkeypatch, run, line):
-    at = run_page("pages/6_Embeddings.py", monkeypatch, tiny_artifacts, **params(run, line))
-    assert not at.exception
-    [items] = figures(at)  # one chart at a time: items first
-    user = run.user_ids[line.user]
-    in_sample = set(run.projections["items_rows"].tolist())
-    mine = sorted({i for i in line.history if i in in_sample})
-    assert sorted(named(items, f"history of user {user}")["customdata"]) == mine
-    assert f"{len(mine)} of user {user}'s {len(set(line.history))} distinct history items" in texts(at)
-    assert sum(len(values(named(items, d)["x"])) for d in run.domains) == len(run.projections["items_rows"])
-    at.segmented_control(key="_emb_kind").set_value("Users").run()
-    assert not at.exception
-    [users] = figures(at)
-    me = named(users, f"user {user} → {run.domains[line.domain]}")
-    assert me["customdata"] == [line.index] and run.titles[line.target] in me["hovertext"][0]
-    at_row = list(run.projections["users_rows"]).index(line.index)
-    assert values(me["x"])[0] == pytest.approx(float(run.projections["users_xy"][at_row, 0]))
-
-
-def test_embeddings_page_names_missing_projections(tmp_path, tiny_artifacts, monkeypatch, run, line):
-    arts = copy_run(tiny_artifacts, tmp_path)
-    (arts / "tiny" / "projections.safetensors").unlink()
-    at = run_page("pages/6_Embeddings.py", monkeypatch, arts, **params(run, line))
-    assert not at.exception
-    assert "projections.safetensors" in at.error[0].value and "missing" in at.error[0].value
-    assert not at.get("plotly_chart")
 
 
 def test_pages_say_when_a_stage_is_missing(tmp_path, tiny_artifacts, monkeypatch, run, line):

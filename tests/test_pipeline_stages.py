@@ -48,8 +48,8 @@ def test_files_version_enters_every_stage_key(monkeypatch):
                       "generation", "rsllm", "evaluation", "projections"}),
     ("sasrec.dropouts=0.1,0.4", {"sasrec", "evaluation"}),  # a baseline's grid touches only itself
     ("itemknn.history_len=5", {"itemknn", "evaluation"}),
-    ("llm.generation.num_beams=3", {"generation", "rsllm", "evaluation"}),
-    ("profiles.clusters=3", {"profiles", "llm4cdsr", "evaluation"}),
+    ("llm.generation.num_beams=3", {"generation", "rsllm", "evaluation", "projections"}),
+    ("profiles.clusters=3", {"profiles", "llm4cdsr", "evaluation", "projections"}),  # llm4cdsr: its items are a space
     ("umap_neighbors=5", {"projections"}),
     ("dataset=synthetic?n_users=60", set(STAGES)),
 ])

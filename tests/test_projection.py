@@ -5,7 +5,7 @@ The first UMAP call in the process compiles umap's numba kernels (~12 s); the re
 import numpy as np
 import pytest
 
-from urllm.models.projection import ProjectionConfig, pca_layout, project, project_run
+from urllm.models.projection import ProjectionConfig, nearest_neighbours, pca_layout, project, project_space
 
 
 def _random(n, d=16, seed=0):
@@ -101,26 +101,44 @@ def test_two_clusters_stay_separated():
     assert intra < 0.5 * inter, (intra, inter)
 
 
-def test_project_run_flat_arrays_and_safetensors_round_trip(tmp_path):
-    from safetensors.numpy import load_file, save_file
-
-    items, item_dom = _two_clusters(n_each=40)
-    users = _random(30, d=32, seed=5)
-    line_dom = np.arange(30) % 2
-    cfg = ProjectionConfig(max_points=50, seed=0)
-    out = project_run(items, item_dom, users, line_dom, cfg)
-    assert sorted(out) == ["items_domain", "items_rows", "items_xy", "users_domain", "users_rows", "users_xy"]
-    assert out["items_rows"].shape == (50,) and out["items_xy"].shape == (50, 2)
-    assert out["users_rows"].shape == (30,) and out["users_xy"].shape == (30, 2)
-    np.testing.assert_array_equal(out["items_domain"], item_dom[out["items_rows"]])
-    np.testing.assert_array_equal(out["users_domain"], line_dom[out["users_rows"]])
-    assert out["items_xy"].dtype == np.float32 and out["items_rows"].dtype == np.int64
-    save_file(out, str(tmp_path / "proj.safetensors"))
-    back = load_file(str(tmp_path / "proj.safetensors"))
-    for k, v in out.items():
-        np.testing.assert_array_equal(back[k], v)
+def _brute_force(x, k):
+    """Each row's k most cosine-similar other rows, by numpy."""
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = u @ u.T
+    np.fill_diagonal(sim, -np.inf)
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(sim, order, axis=1)
 
 
-def test_project_run_rejects_mismatched_domains():
-    with pytest.raises(ValueError, match="items"):
-        project_run(_random(10), np.zeros(9), _random(5), np.zeros(5))
+def test_nearest_neighbours_match_brute_force_and_never_the_point():
+    x = _random(40, d=8, seed=3) * np.random.default_rng(4).uniform(0.1, 5, size=(40, 1)).astype(np.float32)
+    nbrs, sims = nearest_neighbours(x, k=10)
+    want, want_sims = _brute_force(x, 10)
+    assert nbrs.shape == (40, 10) and nbrs.dtype == np.int64 and sims.dtype == np.float32
+    np.testing.assert_array_equal(nbrs, want)  # cosine, not inner product: the rows' scales do not matter
+    np.testing.assert_allclose(sims, want_sims, atol=1e-5)
+    assert not (nbrs == np.arange(40)[:, None]).any()
+
+
+def test_a_duplicate_row_is_a_neighbour_but_the_row_itself_is_not():
+    x = _random(6, d=4)
+    x[1] = x[0]  # the pair's cosine ties with the row itself
+    nbrs, sims = nearest_neighbours(x, k=3)
+    assert nbrs[0, 0] == 1 and nbrs[1, 0] == 0 and sims[0, 0] == pytest.approx(1.0)
+    assert not (nbrs == np.arange(6)[:, None]).any()
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_fewer_points_than_k_pad_with_minus_one(n):
+    nbrs, sims = nearest_neighbours(_random(n) if n else np.zeros((0, 16), np.float32), k=5)
+    assert nbrs.shape == (n, 5)
+    assert (nbrs[:, max(n - 1, 0):] == -1).all() and (nbrs[:, : max(n - 1, 0)] >= 0).all()
+
+
+def test_project_space_neighbours_are_positions_among_the_projected_rows():
+    x = _random(120, d=8, seed=6)
+    out = project_space(x, ProjectionConfig(max_points=50, seed=0), k=10)
+    assert sorted(out) == ["nbrs", "rows", "sims", "xy"]
+    assert out["rows"].shape == (50,) and out["xy"].shape == (50, 2) and out["nbrs"].shape == (50, 10)
+    want, _ = _brute_force(x[out["rows"]], 10)
+    np.testing.assert_array_equal(out["nbrs"], want)

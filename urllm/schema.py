@@ -261,6 +261,16 @@ CURVE = List({"epoch": float, "seconds": float})
 LORA_REPORT = {"curve": List({"step": float, "loss?": NUMBER_OR_NULL}), "seconds?": float, "tokens_per_s?": float,
                "config?": {"target_modules?": List(str)}}
 USER_INDEX = {"config": dict, "sha256": str, "user_ids": List(int)}  # retrieval_X.faiss.json
+# projections.json: the embedding spaces in projections.safetensors (urllm/pipeline/projections.py);
+# "points": the space's points before sampling, "k": neighbours per point
+PROJECTIONS = {"k": int, "spaces": List({"name": str, "label": str, "kind": str, "points": int, "dim?": int})}
+# projections.safetensors holds per space "<name>.<tensor>" (number of dimensions): rows (item id, or the
+# user index of a users point), xy, domain (-1: none), nbrs (positions among the space's points, -1: none),
+# sims (their cosines); a users space also "line" (the test line, -1: a training user)
+PROJECTION_TENSORS = {"rows": 1, "xy": 2, "domain": 1, "nbrs": 2, "sims": 2}
+PROJECTION_USER_TENSORS = PROJECTION_TENSORS | {"line": 1}
+# an older run's projections.safetensors (no projections.json): dual-graph items and test lines only
+LEGACY_PROJECTIONS = {f"{kind}_{part}": ndim for kind in ("items", "users") for part, ndim in (("rows", 1), ("xy", 2), ("domain", 1))}
 
 CURVE_METHODS = ("sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr")  # the models that log a curve
 # run file (relative to the run folder) -> shape; manifest.json is checked on open
@@ -275,6 +285,7 @@ JSON_FILES = {
     "lora/adapter_config.json": dict,
     "retrieval_A.faiss.json": USER_INDEX,
     "retrieval_B.faiss.json": USER_INDEX,
+    "projections.json": PROJECTIONS,
     **{f"{m}_curve.json": CURVE for m in CURVE_METHODS},
 }
 # safetensors file -> {tensor the app reads: its number of dimensions}
@@ -282,7 +293,6 @@ TENSOR_FILES = {
     "stage1_rankings.safetensors": {"test_top": 2},
     "stage1_vectors.safetensors": {"users_test": 3, "users_mixed_test": 2, "users_mixed_train": 2},
     "llm4cdsr_rankings.safetensors": {"test_top": 2},
-    "projections.safetensors": {f"{kind}_{part}": ndim for kind in ("items", "users")
-                                for part, ndim in (("rows", 1), ("xy", 2), ("domain", 1))},
+    "projections.safetensors": {},  # its tensors depend on projections.json: the reader checks them
     "lora/adapter_model.safetensors": {},  # read by peft; a readable header is checked here
 }

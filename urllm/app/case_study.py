@@ -15,7 +15,6 @@ import html
 from urllm.app.figures import DOMAIN_COLOURS
 from urllm.app.generation_view import SECTION_STYLE
 from urllm.app.reader import Line, RunData, group_by_line_count
-from urllm.llm.config import PromptConfig
 from urllm.schema import METHODS, RECORD_VARIANTS
 from urllm.stats import METRIC_NAMES, REFERENCE
 
@@ -98,7 +97,7 @@ def case_study(run: RunData, line: Line, k: int | None = None) -> dict:
     else:
         notes.append("The run has no dual_graph stage: no dual-graph ranking.")
     if run.has("retrieval"):
-        recent = int(run.config.get("llm", {}).get("prompt", {}).get("max_neighbor_items", PromptConfig.max_neighbor_items))
+        recent = run.max_neighbor_items
         study["neighbours"] = [
             {"user": run.user_ids[u], "score": round(score, 4),
              "recent_items": [_item(run, i) for i in run.user_items(u)[-recent:]]}

@@ -3,7 +3,6 @@ functions of a RunData (and a test Line), no streamlit.
 
     sequence_graph(run, line)                   # the user's interleaved cross-domain history
     item_neighbourhood_graph(run, item)         # most frequent next items of one item
-    embedding_scatter(run, "items", highlight)  # UMAP of item (or user) embeddings
 
 Plotly renders a subset of HTML in titles, legends, ticks and hover texts: every title,
 user id and domain name from the run goes through escape_plotly (shown as text).
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import plotly.graph_objects as go
 
 from urllm.app.reader import Line, RunData
@@ -44,10 +42,15 @@ def _lines_trace(points: list[tuple[float, float, float, float]], name: str, lin
     return go.Scatter(x=xs, y=ys, mode="lines", line=line, name=name, hoverinfo="skip")
 
 
-def sequence_graph(run: RunData, line: Line, max_items: int = 60) -> go.Figure:
+def sequence_graph(run: RunData, line: Line, max_items: int = 60, labels: bool = False,
+                   neighbours: list[tuple[int, float, list[int]]] | None = None) -> go.Figure:
     """The line's history (oldest first) as a time-ordered graph: one node per event on the
     lane of its domain, edges between consecutive events (dashed red when the domain
-    changes), and the held-out target as a star at the end."""
+    changes), and the held-out target as a star at the end. `labels`: short titles on the
+    nodes (hover always shows the full title). `neighbours`: (user index, score, recent
+    items) of retrieved users, each drawn on a lane of its own below, its items ending
+    where the user's history ends; an item the user also has is ringed in black, the
+    held-out target ringed in gold (the neighbour "knew" the answer)."""
     history = list(line.history)
     first = max(0, len(history) - max_items)  # show the most recent events only
     shown = history[first:]
@@ -66,8 +69,12 @@ def sequence_graph(run: RunData, line: Line, max_items: int = 60) -> go.Figure:
     for d, name in enumerate(run.domains):
         idx = [j for j, dj in enumerate(domain_of) if dj == d]
         fig.add_trace(go.Scatter(
-            x=[positions[j] for j in idx], y=[d] * len(idx), mode="markers", name=esc(name),
+            x=[positions[j] for j in idx], y=[d] * len(idx), mode="markers+text" if labels else "markers", name=esc(name),
             marker=dict(color=DOMAIN_COLOURS[d], size=12, line=dict(color="white", width=1)),
+            # alternate above and below so that neighbouring labels do not overwrite each other
+            text=[_short(run.titles[shown[j]], 18) for j in idx] if labels else None,
+            textposition=[("top center" if (positions[j] + d) % 2 else "bottom center") for j in idx],
+            textfont=dict(size=10),
             hovertext=[f"{esc(run.titles[shown[j]])}<br>domain: {esc(name)}<br>position {positions[j]} of {len(history)}"
                        for j in idx],
             hoverinfo="text"))
@@ -83,13 +90,36 @@ def sequence_graph(run: RunData, line: Line, max_items: int = 60) -> go.Figure:
              f"{esc(run.domains[line.domain])} target")
     if first:
         title += f" (the most recent {len(shown)} of {len(history)} shown)"
+    lanes = _neighbour_lanes(fig, run, line, neighbours or [], end=len(history), first=first + 1)
     fig.update_layout(
-        title=title, height=340, margin=dict(l=10, r=10, t=80, b=40),
+        title=title, height=340 + 60 * len(lanes), margin=dict(l=10, r=10, t=80, b=40),
         legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
         xaxis=dict(title="position in the history (oldest first)", zeroline=False),
-        yaxis=dict(tickvals=[0, 1], ticktext=[esc(d) for d in run.domains], range=[-0.6, 1.6], zeroline=False,
-                   showgrid=False))
+        yaxis=dict(tickvals=[0, 1] + [y for y, _ in lanes], ticktext=[esc(d) for d in run.domains] + [t for _, t in lanes],
+                   range=[-0.6 - len(lanes), 1.6], zeroline=False, showgrid=False))
     return fig
+
+
+def _neighbour_lanes(fig: go.Figure, run: RunData, line: Line, neighbours, end: int, first: int) -> list[tuple[float, str]]:
+    """Draw each neighbour's recent items on a lane below the user's (its last item under
+    the user's last event); returns (y, tick label) per lane."""
+    mine, lanes = set(line.history), []
+    for j, (user, score, items) in enumerate(neighbours):
+        y = -1.0 - j
+        items = list(items)[-(end - first + 1):] if end >= first else []
+        xs = list(range(end - len(items) + 1, end + 1))
+        ring = ["gold" if i == line.target else "black" if i in mine else "white" for i in items]
+        fig.add_trace(go.Scatter(
+            x=xs, y=[y] * len(items), mode="markers", showlegend=j == 0, name="neighbours' recent items",
+            marker=dict(symbol="diamond", size=10, opacity=0.75, color=[DOMAIN_COLOURS[int(run.item_domain[i])] for i in items],
+                        line=dict(color=ring, width=2)),
+            hovertext=[f"neighbour {esc(run.user_ids[user], 40)} (score {score:.3f})<br>{esc(run.titles[i])}<br>domain: "
+                       f"{esc(run.domains[int(run.item_domain[i])])}"
+                       + ("<br><b>the held-out target</b>" if i == line.target else "<br>also in this history" if i in mine else "")
+                       for i in items],
+            hoverinfo="text"))
+        lanes.append((y, f"nb {j + 1}: {esc(run.user_ids[user], 14)}"))
+    return lanes
 
 
 def item_neighbourhood_graph(run: RunData, item: int, n: int = 10) -> go.Figure:
@@ -125,40 +155,4 @@ def item_neighbourhood_graph(run: RunData, item: int, n: int = 10) -> go.Figure:
     fig.update_layout(title=title, height=480, margin=dict(l=10, r=10, t=80, b=10),
                       xaxis=dict(visible=False, range=[-2.6, 2.6]), yaxis=dict(visible=False, range=[-1.25, 1.25], scaleanchor="x"),
                       legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
-    return fig
-
-
-def embedding_scatter(run: RunData, kind: str, highlight: list[int] | None = None,
-                      highlight_label: str = "selected") -> go.Figure:
-    """UMAP points of the run's projections; kind "items" (rows = item ids) or "users"
-    (rows = test line indexes). Points are coloured by domain (for users: the target
-    domain); the `highlight` rows are drawn on top as larger outlined markers."""
-    if kind not in ("items", "users"):
-        raise ValueError(f"kind={kind!r}: expected 'items' or 'users'")
-    proj = run.projections
-    rows, xy, domain = proj[f"{kind}_rows"], proj[f"{kind}_xy"], proj[f"{kind}_domain"]
-    if kind == "items":
-        hover = [f"{esc(run.titles[r])}<br>domain: {esc(run.domains[int(d)])}" for r, d in zip(rows, domain)]
-    else:
-        lines = run.test_lines
-        hover = [f"user {esc(run.user_ids[lines[r].user])}<br>target domain: {esc(run.domains[lines[r].domain])}"
-                 f"<br>target: {esc(run.titles[lines[r].target])}" for r in rows]
-
-    fig = go.Figure()
-    for d, name in enumerate(run.domains):
-        at = np.flatnonzero(domain == d)
-        fig.add_trace(go.Scattergl(x=xy[at, 0], y=xy[at, 1], mode="markers", name=esc(name),
-                                   marker=dict(color=DOMAIN_COLOURS[d], size=5, opacity=0.6),
-                                   hovertext=[hover[j] for j in at], hoverinfo="text"))
-    if highlight:
-        at = np.flatnonzero(np.isin(rows, np.asarray(highlight, np.int64)))
-        fig.add_trace(go.Scattergl(
-            x=xy[at, 0], y=xy[at, 1], mode="markers", name=esc(highlight_label),
-            marker=dict(color=[DOMAIN_COLOURS[int(domain[j])] for j in at], size=13, line=dict(color="black", width=2)),
-            customdata=rows[at].tolist(), hovertext=[f"{esc(highlight_label)}<br>{hover[j]}" for j in at],
-            hoverinfo="text"))
-    what = "items" if kind == "items" else "users (test lines)"
-    fig.update_layout(title=f"UMAP of {len(rows):,} {what}, coloured by {'domain' if kind == 'items' else 'target domain'}",
-                      height=560, margin=dict(l=10, r=10, t=80, b=10), legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
-                      xaxis=dict(showticklabels=False, title=""), yaxis=dict(showticklabels=False, title=""))
     return fig

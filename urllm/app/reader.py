@@ -23,7 +23,18 @@ import numpy as np
 
 from urllm.app.safe_text import relative_paths
 from urllm.metrics import rank_in_list
-from urllm.schema import ANY, JSON_FILES, MANIFEST, TENSOR_FILES, ShapeError, check, main_k
+from urllm.schema import (
+    ANY,
+    JSON_FILES,
+    LEGACY_PROJECTIONS,
+    MANIFEST,
+    PROJECTION_TENSORS,
+    PROJECTION_USER_TENSORS,
+    TENSOR_FILES,
+    ShapeError,
+    check,
+    main_k,
+)
 from urllm.stats import common_lines, compare
 
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -183,6 +194,8 @@ class RunData:
         for file, expected in TENSOR_FILES.items():
             if (self.dir / file).is_file():
                 tensor_shapes(self.dir / file, self.label(file), expected)
+        if (self.dir / "projections.safetensors").is_file():
+            self.projection_spaces  # noqa: B018 (read for its per-space tensor checks)
         if (self.dir / "data.json").is_file():
             self._data  # noqa: B018 (read for its index checks)
             self.line_ranks  # noqa: B018 (read for its lengths and ranks)
@@ -433,6 +446,13 @@ class RunData:
         llm, gens = self.config.get("llm", {}), self.generations
         return main_k(gens.get("k", llm.get("k")), gens.get("ks", llm.get("ks")))
 
+    @property
+    def max_neighbor_items(self) -> int:
+        """How many of a neighbour's most recent items the run's prompts carry."""
+        from urllm.llm.config import PromptConfig
+
+        return int(self.config.get("llm", {}).get("prompt", {}).get("max_neighbor_items", PromptConfig.max_neighbor_items))
+
     def precomputed(self, line: Line, k: int | None = None) -> dict | None:
         """The stored record of a line for k neighbours (default: the run's main k, else
         the first stored); None when the line, or that k, was not generated for."""
@@ -473,8 +493,67 @@ class RunData:
 
     # ---- projections -------------------------------------------------------------------
     @cached_property
-    def projections(self) -> dict[str, np.ndarray]:
+    def projection_spaces(self) -> list[dict]:
+        """The embedding spaces of projections.safetensors ({"name", "label", "kind": "items" |
+        "users", "legacy"}), its header checked against projections.json; an older run's file
+        (no JSON) as its two spaces, dual-graph items and test lines, without neighbours."""
+        path, label = self.dir / "projections.safetensors", self.label("projections.safetensors")
+        listing = self.json_file("projections.json", None)
+        if listing is None:
+            tensor_shapes(path, label, LEGACY_PROJECTIONS)
+            return [{"name": "dual_graph_items", "label": "Dual-graph item table", "kind": "items", "legacy": True},
+                    {"name": "users_domain", "label": "Users: domain-specific vectors (Eq. 14), test lines", "kind": "users",
+                     "legacy": True}]
+        expected = {}
+        for space in listing["spaces"]:
+            if space["kind"] not in ("items", "users"):
+                raise RunError(f"space {space['name']!r} has kind {space['kind']!r}, expected items or users",
+                               self.label("projections.json"))
+            parts = PROJECTION_USER_TENSORS if space["kind"] == "users" else PROJECTION_TENSORS
+            expected |= {f"{space['name']}.{part}": ndim for part, ndim in parts.items()}
+        tensor_shapes(path, label, expected)
+        return [space | {"legacy": False} for space in listing["spaces"]]
+
+    @cached_property
+    def _projection_tensors(self) -> dict[str, np.ndarray]:
         return self.tensors("projections.safetensors")
+
+    def projection(self, name: str) -> dict[str, np.ndarray]:
+        """One space's projected points, m of them: rows [m] (item ids, or users' indexes), xy
+        [m, 2], domain [m] (-1: none), for users spaces line [m] (test line, -1: a training
+        user), and unless the file is an older one nbrs [m, k] (positions among the m points,
+        -1: none) and sims [m, k]; every index checked."""
+        space = next(s for s in self.projection_spaces if s["name"] == name)
+        t, label = self._projection_tensors, self.label("projections.safetensors")
+        if not space["legacy"]:
+            out = {part: t[f"{name}.{part}"] for part in (PROJECTION_USER_TENSORS if space["kind"] == "users" else PROJECTION_TENSORS)}
+        elif space["kind"] == "items":
+            out = {"rows": t["items_rows"], "xy": t["items_xy"], "domain": t["items_domain"]}
+        else:
+            lines = t["users_rows"]
+            if lines.size and not 0 <= lines.min() <= lines.max() < len(self.test_lines):
+                raise RunError("users_rows names a test line that does not exist", label)
+            users = np.array([self.test_lines[i].user for i in lines], np.int64)
+            out = {"rows": users, "xy": t["users_xy"], "domain": t["users_domain"], "line": lines}
+        m, k = len(out["rows"]), out["nbrs"].shape[1] if "nbrs" in out else 0
+        sizes = {"rows": len(self.titles) if space["kind"] == "items" else len(self.user_ids), "domain": 2,
+                 "line": len(self.test_lines), "nbrs": m}
+        for part, v in out.items():
+            if v.shape[0] != m or (part == "xy" and v.shape[1] != 2) or (part in ("nbrs", "sims") and v.shape[1] != k):
+                raise RunError(f"{name}.{part} has shape {list(v.shape)} for {m} points", label)
+            low = 0 if part == "rows" else -1
+            if part in sizes and v.size and (v.min() < low or v.max() >= sizes[part]):
+                raise RunError(f"{name}.{part} holds an index outside [{low}, {sizes[part]})", label)
+        return out
+
+    @cached_property
+    def item_popularity(self) -> np.ndarray:
+        """item -> its occurrences in the training users' sequences (each training user's whole
+        sequence once): the popularity the Embeddings colours and the Slices bins share."""
+        users = sorted({u for u, _, _, _ in self._data["lines"]["train"]})
+        seqs = [self.user_items(u) for u in users]
+        flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
+        return np.bincount(flat, minlength=len(self.titles)).astype(np.int64)
 
     # ---- per-line table ----------------------------------------------------------------
     def line_table(self):
@@ -547,18 +626,8 @@ def group_by_line_count(metrics: dict, total: int | None = None) -> list[MetricT
 
 def filter_lines(table, cold: bool = False, hit: str = "all", ood: bool = False, evaluated: bool = False,
                  domains: list[str] | None = None):
-    """The rows of a line_table() that pass the app's filters (sidebar and Evaluation page):
-    cold-start only, dual-graph top-10 "hit"/"miss"/"all", out-of-domain cases only,
-    evaluated lines only, target domains."""
-    keep = table.index == table.index
-    if domains is not None:
-        keep &= table["domain"].isin(domains)
-    if cold:
-        keep &= table["cold_start"]
-    if hit != "all":
-        keep &= table["dual_graph_hit@10"] == (hit == "hit")
-    if ood:
-        keep &= table["ood_case"]
-    if evaluated:
-        keep &= table["evaluated"]
-    return table[keep]
+    """The rows of a line_table() that pass the app's filters (sidebar and Evaluation page);
+    defined with the slices in urllm/app/slices.py, so a filter and its slice agree."""
+    from urllm.app.slices import filter_lines as by_slices  # slices.py imports this module
+
+    return by_slices(table, cold, hit, ood, evaluated, domains)

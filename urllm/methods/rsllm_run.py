@@ -176,8 +176,8 @@ def save(result: RSLLMResult, out_dir: Path) -> list[Path]:
     return sorted(p for p in out_dir.rglob("*") if p.is_file())
 
 
-def load(base_model, run_subdir: Path):
-    """(LoRA-wrapped model, item projector, report) from a folder `save` wrote."""
+def load_item_projector(run_subdir: Path) -> tuple[Projector, dict]:
+    """(item projector in eval mode, training report) from a folder `save` wrote; no LM needed."""
     from safetensors.torch import load_file
 
     run_subdir = Path(run_subdir)
@@ -188,7 +188,13 @@ def load(base_model, run_subdir: Path):
     projector, _ = _projectors(report["id_dim"], report["llm_dim"])
     tensors = load_file(path)
     projector.load_state_dict({k.removeprefix("item."): v for k, v in tensors.items() if k.startswith("item.")})
-    return load_adapter(base_model, run_subdir), projector.eval(), report
+    return projector.eval(), report
+
+
+def load(base_model, run_subdir: Path):
+    """(LoRA-wrapped model, item projector, report) from a folder `save` wrote."""
+    projector, report = load_item_projector(run_subdir)
+    return load_adapter(base_model, Path(run_subdir)), projector, report
 
 
 def write_results(path: Path, lines: list[int], result: RSLLMResult) -> None:

@@ -1,12 +1,13 @@
-"""2-D projections of item and user vectors for the app's embeddings page (UMAP).
+"""2-D projections of item and user vectors for the app's embeddings page (UMAP), and each
+projected point's nearest neighbours (faiss).
 
-Input: the stage-1 vectors (see urllm/models/export.py): `items` [N, d] with each item's
-domain, and one user vector a line [n_lines, d] with the line's target domain (e.g.
-`users_test[i, line_domain[i]]`). Items and users are projected separately (two UMAP
-fits), each on at most `max_points` rows, a seeded sample; `project_run` returns flat
-arrays for one safetensors file (`items_rows`, `items_xy`, `items_domain`, `users_rows`,
-`users_xy`, `users_domain`), where `*_rows` index into the inputs so the app can join
-item titles / user ids.
+`project(vectors, cfg)` lays out one set of vectors (an "embedding space": the dual-graph
+item table, the MiniLM title embeddings, users' domain-specific vectors, ...) on at most
+`max_points` rows, a seeded sample; `nearest_neighbours(vectors, k)` gives each row its k
+most similar other rows by cosine (inner product of L2-normalised rows, exact faiss
+IndexFlatIP), never the row itself; `project_space` does both for one space, the
+neighbours searched among the projected rows. urllm/pipeline/projections.py gathers a
+run's spaces and writes them for the app, which then needs neither faiss nor torch.
 
 UMAP (umap-learn, metric "cosine") runs with `random_state=seed` and `n_jobs=1`: single-
 threaded and deterministic, same input and seed, same output on the same machine.
@@ -20,8 +21,9 @@ processes), and the first call with >= 4096 rows (where umap switches from exact
 neighbours to pynndescent) compiles more; so train.py computes projections once per run
 and the app reads them.
 
-    from urllm.models.projection import ProjectionConfig, project
+    from urllm.models.projection import ProjectionConfig, project, project_space
     rows, xy = project(vectors, ProjectionConfig(max_points=2000))
+    space = project_space(vectors, ProjectionConfig(), k=10)  # rows, xy, nbrs, sims
 """
 from __future__ import annotations
 
@@ -92,22 +94,35 @@ def project(vectors: np.ndarray, cfg: ProjectionConfig | None = None) -> tuple[n
     return rows, xy
 
 
-def project_run(
-    item_vectors: np.ndarray,
-    item_domain: np.ndarray,
-    user_vectors: np.ndarray,
-    line_domains: np.ndarray,
-    cfg: ProjectionConfig | None = None,
-) -> dict[str, np.ndarray]:
-    """Items and users projected separately; flat arrays for one safetensors file."""
-    cfg = (cfg or ProjectionConfig()).validate()
-    out: dict[str, np.ndarray] = {}
-    for key, vecs, dom in (("items", item_vectors, item_domain), ("users", user_vectors, line_domains)):
-        dom = np.asarray(dom)
-        if dom.ndim != 1 or dom.shape[0] != np.shape(vecs)[0]:
-            raise ValueError(f"{key}: {dom.shape} domain labels for {np.shape(vecs)} vectors")
-        rows, xy = project(vecs, cfg)
-        out[f"{key}_rows"] = rows
-        out[f"{key}_xy"] = xy
-        out[f"{key}_domain"] = dom[rows].astype(np.int64)
-    return out
+def nearest_neighbours(vectors: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(nbrs int64 [n, k], sims float32 [n, k]): each row's k most cosine-similar other rows,
+    best first, by exact inner product of L2-normalised rows (faiss IndexFlatIP). A row is
+    never its own neighbour, even when another row equals it; with fewer than k other rows
+    the tail is -1 (sims 0). A zero row has cosine 0 with everything."""
+    x = _check(vectors, "vectors").copy()
+    n = x.shape[0]
+    nbrs, sims = np.full((n, k), -1, np.int64), np.zeros((n, k), np.float32)
+    kk = min(k, n - 1)
+    if kk < 1:
+        return nbrs, sims
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    import faiss  # only on the training side: the app reads the table
+
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    score, found = index.search(x, kk + 1)  # one more than needed: the row itself is usually first
+    keep = found != np.arange(n)[:, None]
+    keep[keep.sum(axis=1) > kk, -1] = False  # the row itself was not returned (ties): drop the extra one
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :kk]  # kept entries, best first
+    nbrs[:, :kk] = np.take_along_axis(found, order, axis=1)
+    sims[:, :kk] = np.take_along_axis(score, order, axis=1)
+    return nbrs, sims
+
+
+def project_space(vectors: np.ndarray, cfg: ProjectionConfig | None = None, k: int = 10) -> dict[str, np.ndarray]:
+    """One space: `rows` (the projected rows of `vectors`, sorted), `xy` [m, 2] their layout,
+    `nbrs` [m, k] each projected row's nearest projected rows as positions in `rows` (-1:
+    none) and `sims` [m, k] their cosines."""
+    rows, xy = project(vectors, cfg)
+    nbrs, sims = nearest_neighbours(np.asarray(vectors)[rows], k)
+    return {"rows": rows, "xy": xy, "nbrs": nbrs, "sims": sims}

@@ -19,7 +19,8 @@ The stages in run order, and the files each writes (besides manifest.json):
   profiles             profiles.json: LLM4CDSR's hierarchical user profiles (texts, clusters),
                          profile_embeddings.safetensors: the profiled training users' embeddings
   llm4cdsr             llm4cdsr.json, llm4cdsr_curve.json, item_text_*.safetensors (its text
-                         embeddings), llm4cdsr_rankings.safetensors (its top-N per test line)
+                         embeddings), llm4cdsr_rankings.safetensors (its top-N per test line),
+                         llm4cdsr_items.safetensors (its adapted item table, for the projections)
   retrieval            retrieval_{A,B}.faiss(.json): the training users' index per target domain
   lora                 lora/: URLLM's LoRA adapter (peft save_pretrained) and training.json;
                          under torchrun the other ranks join this fine-tune (distributed.py)
@@ -33,7 +34,9 @@ The stages in run order, and the files each writes (besides manifest.json):
                          and the benchmarks; evaluation.json: every method's metrics on the common
                          lines, 95% intervals, the paired difference to the dual-graph model
                          (urllm/stats.py); they are the manifest's metrics
-  projections          projections.safetensors: UMAP of items and users
+  projections          projections.json + projections.safetensors: per embedding space (dual-graph, MiniLM,
+                         LLM4CDSR and RSLLM items; users' domain-specific and mixed vectors) a UMAP
+                         layout and each point's nearest neighbours (urllm/pipeline/projections.py)
 """
 from __future__ import annotations
 
@@ -202,6 +205,10 @@ def build_llm4cdsr(ctx: Context) -> dict:
     model, result = _train_llm4cdsr(ctx.cfg, ctx.ds, ctx.dir, lambda: ctx.lm, ctx.device)
     summary, files = _fit_summary(ctx.dir, "llm4cdsr", result)
     files += sorted(ctx.dir.glob("item_text_*.safetensors"))
+    with torch.no_grad():  # the adapted item table (+ ID part) it scores with, for the embeddings page
+        items = model.eval().item_tables().mixed[: ctx.ds.n_items].float().cpu().contiguous()
+    atomic_save_tensors(ctx.dir / "llm4cdsr_items.safetensors", {"items": items})
+    files.append(ctx.dir / "llm4cdsr_items.safetensors")
     # its top-N per test line: the app's column for it on the Generation page
     return _tested(ctx, "llm4cdsr", SequenceScorer(model), summary, files, top_n=ctx.cfg.top_n)
 
@@ -414,17 +421,15 @@ def build_evaluation(ctx: Context) -> dict:
 
 
 def build_projections(ctx: Context) -> dict:
-    from urllm.models.projection import ProjectionConfig, project_run
+    """Every embedding space the run has (urllm/pipeline/projections.py), each with its UMAP
+    layout and every projected point's nearest neighbours."""
+    from urllm.models.projection import ProjectionConfig
+    from urllm.pipeline.projections import write_projections
 
-    cfg, ds = ctx.cfg, ctx.ds
-    test = ds.splits["test"]
-    users = ctx.vectors["users_test"][torch.arange(len(test)), torch.tensor([ex.domain for ex in test])].numpy()
+    cfg = ctx.cfg
     pc = ProjectionConfig(n_neighbors=cfg.umap_neighbors, max_points=cfg.umap_max_points, seed=cfg.seed)
-    arrays = project_run(ctx.vectors["items"].numpy(), ds.item_domain, users, np.array([ex.domain for ex in test]), pc)
-    atomic_save_tensors(ctx.dir / "projections.safetensors",
-                        {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
-    return {"files": [ctx.dir / "projections.safetensors"],
-            "summary": {"items": len(arrays["items_rows"]), "users": len(arrays["users_rows"])}}
+    files, summary = write_projections(ctx.dir, ctx.ds, ctx.vectors, pc)
+    return {"files": files, "summary": summary}
 
 
 # ---- the table --------------------------------------------------------------------------------
@@ -461,7 +466,8 @@ STAGE_TABLE = (  # in urllm.schema.STAGES order
     Stage("rsllm", build_rsllm, ("rsllm", "llm.base_model", "llm.train_lines", "llm.eval_lines", "llm.prompt", "llm.lora",
                                  "llm.generation", "seed"), ("dual_graph",)),
     Stage("evaluation", build_evaluation, ("seed",), (*STAGE1_METHODS, "generation", "rsllm")),
-    Stage("projections", build_projections, ("umap_neighbors", "umap_max_points", "seed"), ("dual_graph",)),
+    Stage("projections", build_projections, ("umap_neighbors", "umap_max_points", "seed"),
+          ("dual_graph", "profiles", "llm4cdsr", "rsllm")),  # the stages whose vectors it lays out
 )
 
 
