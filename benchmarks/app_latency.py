@@ -251,6 +251,8 @@ class Visits:
     user: str  # the user picked in the sidebar
     landing_s: float  # the app's first load, a new session on cold caches
     menu: list[str]  # URL paths in the sidebar's page menu
+    deploy_buttons: int = 0  # Streamlit's "Deploy" button on the landing page (config hides it)
+    menu_titles: list[str] = field(default_factory=list)  # the menu's texts
     visits: list[Visit] = field(default_factory=list)
 
     def seconds(self) -> dict[str, list[float]]:
@@ -276,7 +278,9 @@ def visit_all(app: AppBrowser, visits: int, run: str | None = None, user: str | 
     click through every page `visits` times, each pass ending on the landing page;
     full-page screenshots into `shots` at the last pass."""
     landing = app.open(f"/?run={run}" if run else "/")
-    result = Visits(user=app.pick_user(user), landing_s=landing, menu=app.menu())
+    result = Visits(user=app.pick_user(user), landing_s=landing, menu=app.menu(),
+                    deploy_buttons=app.page.locator('[data-testid="stAppDeployButton"]').count(),
+                    menu_titles=app.page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts())
     menu = pages()
     order = menu[1:] + menu[:1]  # a click on the page already shown would not rerun it
     for n in range(visits):

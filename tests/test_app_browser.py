@@ -45,6 +45,13 @@ def test_the_sidebar_menu_lists_every_page_file_and_the_tour_visits_each_twice(t
     assert sorted(v.label for v in result.visits) == sorted([label for label, _ in pages()] * 2)
 
 
+def test_the_menu_starts_at_home_and_there_is_no_deploy_button(tour):
+    result, _, _ = tour
+    assert [t.strip() for t in result.menu_titles][:2] == ["Home", "Overview"]
+    assert "Compare" in [t.strip() for t in result.menu_titles]
+    assert result.deploy_buttons == 0  # client.toolbarMode = "viewer" in .streamlit/config.toml
+
+
 def test_every_page_renders_a_title_without_exception_or_error_box(tour):
     result, _, _ = tour
     for visit in result.visits:
