@@ -15,7 +15,7 @@ import plotly.express as px
 import streamlit as st
 
 from urllm.app.case_study import ANSWER_RATES, case_study, case_study_html, metric_rows, ordered_methods
-from urllm.app.figures import DOMAIN_COLOURS, sequence_graph
+from urllm.app.figures import DOMAIN_COLOURS, interval_bars, sequence_graph
 from urllm.app.reader import LEGACY_NOTE, filter_lines
 from urllm.app.safe_text import escape_markdown as md
 from urllm.app.safe_text import escape_plotly
@@ -43,15 +43,10 @@ def bar_chart(group) -> None:
     for scope in scopes:
         for r in metric_rows(group.metrics, scope, (metric,)):
             lo, hi = group.metrics[r["method"]][scope].get("ci95", {}).get(metric) or (None, None)
-            rows.append({"method": escape_plotly(r["method"]), "scope": escape_plotly(scope), metric: r[metric], "n": r["n"],
-                         "plus": None if hi is None or r[metric] is None else hi - r[metric],
-                         "minus": None if lo is None or r[metric] is None else r[metric] - lo})
-    bars = pd.DataFrame(rows)
-    errors = {"error_y": "plus", "error_y_minus": "minus"} if bars["plus"].notna().any() else {}
-    fig = px.bar(bars, x="method", y=metric, color="scope", barmode="group", hover_data=["n"], **errors,
-                 category_orders={"method": [escape_plotly(m) for m in ordered_methods(group.metrics)]},
-                 color_discrete_map=colours)
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10))
+            rows.append({"method": escape_plotly(r["method"]), "scope": escape_plotly(scope), metric: r[metric],
+                         "n": r["n"], "lo": lo, "hi": hi})
+    fig = interval_bars(rows, "method", "scope", metric, [escape_plotly(m) for m in ordered_methods(group.metrics)],
+                        [escape_plotly(s) for s in scopes], colours, height=380)
     st.plotly_chart(fig)
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from urllm.app.case_study import metric_rows, ordered_methods
+from urllm.app.figures import interval_bars
 from urllm.app.safe_text import escape_markdown as md
 from urllm.app.safe_text import escape_plotly, inline_code
 from urllm.app.slices import SLICES, SMALL, column, slice_columns, slice_metrics, slice_rows, values
@@ -52,16 +51,11 @@ else:
         for r in metric_rows(p.table.metrics, "overall", (metric,)):
             lo, hi = p.table.metrics[r["method"]]["overall"].get("ci95", {}).get(metric) or (None, None)
             rows.append({"value": escape_plotly(p.value), "method": escape_plotly(r["method"]), metric: r[metric],
-                         "n": p.n, "plus": None if hi is None or r[metric] is None else hi - r[metric],
-                         "minus": None if lo is None or r[metric] is None else r[metric] - lo})
+                         "n": p.n, "lo": lo, "hi": hi})
     if rows:
-        bars = pd.DataFrame(rows)
-        methods = ordered_methods(scored[0].table.metrics)
-        fig = px.bar(bars, x="value", y=metric, color="method", barmode="group", hover_data=["n"],
-                     error_y="plus", error_y_minus="minus",
-                     category_orders={"value": [escape_plotly(p.value) for p in scored],
-                                      "method": [escape_plotly(m) for m in methods]})
-        fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=SLICES[dimension].label)
+        fig = interval_bars(rows, "value", "method", metric, [escape_plotly(p.value) for p in scored],
+                            [escape_plotly(m) for m in ordered_methods(scored[0].table.metrics)], height=420)
+        fig.update_layout(xaxis_title=SLICES[dimension].label)
         st.plotly_chart(fig)
     st.caption("Each value's bars: every method on that value's lines only (n in the hover); error bars: 95% "
                "bootstrap intervals over those lines. Values are never pooled: compare methods within a value.")

@@ -156,3 +156,27 @@ def item_neighbourhood_graph(run: RunData, item: int, n: int = 10) -> go.Figure:
                       xaxis=dict(visible=False, range=[-2.6, 2.6]), yaxis=dict(visible=False, range=[-1.25, 1.25], scaleanchor="x"),
                       legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
     return fig
+
+
+def interval_bars(rows: list[dict], x: str, group: str, value: str, x_order: list[str], group_order: list[str],
+                  colours: dict[str, str] | None = None, height: int = 400) -> go.Figure:
+    """Grouped bars of `value` per `x`, one colour per `group`, each bar with the error bar of
+    its row's 95% interval ("lo", "hi"; None: no bar) and "n" in the hover. Rows hold
+    escaped labels. One go.Bar per group: plotly express builds the same figure several
+    times slower, which a page switch pays on every rerun."""
+    fig = go.Figure()
+    for name in group_order:
+        mine = {r[x]: r for r in rows if r[group] == name}
+        xs = [v for v in x_order if v in mine]
+        if not xs:
+            continue
+        ys = [mine[v][value] for v in xs]
+        fig.add_trace(go.Bar(
+            x=xs, y=ys, name=name, marker_color=(colours or {}).get(name), customdata=[mine[v].get("n") for v in xs],
+            hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}}<br>n %{{customdata}}<extra></extra>",
+            error_y=dict(type="data", symmetric=False,
+                         array=[None if mine[v].get("hi") is None or y is None else mine[v]["hi"] - y for v, y in zip(xs, ys)],
+                         arrayminus=[None if mine[v].get("lo") is None or y is None else y - mine[v]["lo"] for v, y in zip(xs, ys)])))
+    fig.update_layout(barmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=value,
+                      xaxis=dict(categoryorder="array", categoryarray=x_order), legend_title_text=group)
+    return fig
