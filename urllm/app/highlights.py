@@ -39,8 +39,7 @@ def _rank_columns(table, methods) -> list[str]:
 
 def _pick(kind: str, why: str, row, page: str, method: str | None = None) -> dict:
     return {"kind": kind, "why": why, "line": int(row["line"]), "user": row["user"], "domain": row["domain"],
-            "target": row["target"], "page": page, "method": method,
-            "dual_graph_rank": None if row.get("dual_graph_rank") is None else row["dual_graph_rank"]}
+            "target": row["target"], "page": page, "method": method}
 
 
 def notable_lines(table) -> list[dict]:
@@ -56,17 +55,12 @@ def notable_lines(table) -> list[dict]:
     if llm:
         gains = table[llm].astype(float).rsub(base, axis=0)  # dual-graph rank minus each LLM method's: > 0 is a gain
         flat = gains.stack()
-        if len(flat) and flat.max() > 0:
-            (i, col) = flat[flat == flat.max()].index[0]
-            row = table.loc[i]
-            method = col.removesuffix("_rank")
-            picks.append(_pick("LLM helped most", f"{method} ranks the target {int(row[col])}, the dual-graph model "
-                               f"{int(base[i])}", row, "Generation", method))
-        if len(flat) and flat.min() < 0:
-            (i, col) = flat[flat == flat.min()].index[0]
-            row = table.loc[i]
-            method = col.removesuffix("_rank")
-            picks.append(_pick("LLM hurt most", f"{method} ranks the target {int(row[col])}, the dual-graph model "
+        for kind, best in (("LLM helped most", flat.max()), ("LLM hurt most", flat.min())):
+            if not len(flat) or best == 0 or (kind == "LLM helped most") != (best > 0):
+                continue
+            (i, col) = flat[flat == best].index[0]
+            row, method = table.loc[i], col.removesuffix("_rank")
+            picks.append(_pick(kind, f"{method} ranks the target {int(row[col])}, the dual-graph model "
                                f"{int(base[i])}", row, "Generation", method))
     ood = [c for c in ("free_ood", "refined_ood") if c in table.columns]
     if ood:
