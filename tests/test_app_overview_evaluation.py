@@ -422,7 +422,15 @@ def test_case_study_of_an_evaluated_line(tiny_artifacts):
     assert study["siblings"]["rsllm"]["target_rank"] == run.target_rank(rsllm["ranking"], line)
     assert [it["id"] for it in study["siblings"]["llm4cdsr"]["top"]] == run.llm4cdsr_top(line, 10)
     assert study["siblings"]["llm4cdsr"]["profile"]["text"] == run.profile(line)["text"]
+    # the re-ranker: the fused list with each item's dual-graph place and both scores
+    rerank = run.rerank_record(line)
+    assert [it["id"] for it in study["rerank"]["ranking"]] == rerank["ranking"]
+    first = study["rerank"]["ranking"][0]
+    at = rerank["candidates"].index(first["id"])
+    assert first["dual_graph_rank"] == at + 1 and first["llm_score"] == rerank["llm"][at]
+    assert study["rerank"]["target_rank"] == run.target_rank(rerank["ranking"], line)
     page = case_study_html(study)
+    assert "<h2>URLLM re-ranker</h2>" in page and f"weight {study['rerank']['weight']:g}" in page
     assert "<h2>Sibling methods</h2>" in page and "RSLLM" in page
     assert f"<h2>Run metrics (every test line, n = {len(run.test_lines)})</h2>" in page  # one table: one line set
     assert "HR@10 95% CI" in page and html.escape(interval(run.metrics["pop"]["overall"]["ci95"]["HR@10"])) in page

@@ -14,8 +14,8 @@ import pytest
 from app_fixtures import ROOT, copy_run, run_page, texts
 
 from urllm.app.generation_view import LLM4CDSR_LABEL as LLM4CDSR
-from urllm.app.generation_view import RSLLM_LABEL as RSLLM
 from urllm.app.generation_view import (
+    RERANK_LABEL,
     SECTION_STYLE,
     VARIANT_LABELS,
     budget_summary,
@@ -30,6 +30,7 @@ from urllm.app.generation_view import (
     section_label,
     token_bar,
 )
+from urllm.app.generation_view import RSLLM_LABEL as RSLLM
 from urllm.app.reader import RunData, read_tensors
 from urllm.llm.generate import Generation, Output
 from urllm.llm.prompt import SECTIONS, Prompt, PromptTooLong
@@ -347,11 +348,24 @@ def test_plain_variants_and_method_columns(tiny):
         "outputs": [{"text": "y", "item": 3, "valid": True, "in_domain": True, "duplicate": False}]}
     columns = method_columns(tiny, line, plain)
     rsllm = [RSLLM] if tiny.rsllm_record(line) is not None else []
-    assert [c.label for c in columns] == [VARIANT_LABELS["free"], VARIANT_LABELS["refined"], *rsllm, LLM4CDSR,
+    rerank = [RERANK_LABEL] if tiny.rerank_record(line) is not None else []
+    assert [c.label for c in columns] == [VARIANT_LABELS["free"], VARIANT_LABELS["refined"], *rerank, *rsllm, LLM4CDSR,
                                           "Dual-graph (stage 1)"]
     assert columns[1].note == "fell back to the dual-graph ranking" and columns[0].note == ""
     assert columns[1].rank == "target at rank **1**" and columns[0].rank == "target at rank **2**"
     assert columns[-1].outputs == [] and len(columns[-1].ranking) == 10
+
+
+def test_the_rerank_column_shows_the_fused_list_with_both_scores(tiny):
+    line = next(ln for ln in tiny.test_lines if tiny.rerank_record(ln) is not None)
+    record = tiny.rerank_record(line)
+    column = next(c for c in method_columns(tiny, line, {}) if c.label == RERANK_LABEL)
+    first = record["ranking"][0]
+    at = record["candidates"].index(first)
+    assert column.outputs[0].startswith("1\\. ") and f"dual-graph #{at + 1}" in column.outputs[0]
+    assert f"LLM {record['llm'][at]:+.2f}" in column.outputs[0] and len(column.outputs) == min(5, len(record["ranking"]))
+    assert [r["item"] for r in column.ranking] == [tiny.item_label(i) for i in record["ranking"][:10]]
+    assert f"weight {float(tiny.rerank['weight']):g}" in column.note
 
 
 def test_stored_record_takes_exactly_the_asked_k(tiny, tiny_artifacts, tmp_path):

@@ -80,3 +80,37 @@ def test_bad_lora_config_and_missing_adapter(tmp_path, setup):
         LoraTrainConfig(steps=0).validate()
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         load_adapter(tiny_lm(tok), tmp_path)
+
+
+def test_rank_loss_without_negatives_is_the_answer_loss(setup):
+    from urllm.llm.finetune import RankLoss
+
+    _, tok, examples = setup
+    model = tiny_lm(tok)
+    ids, mask, labels = collate(examples[:1], tok.pad_token_id)
+    want, _ = answer_loss(model, ids, mask, labels)
+    got, n = RankLoss(model, rank_weight=1.0, temperature=1.0)(examples[:1])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert n == len(examples[0].answer_ids)
+
+
+def test_ranking_loss_puts_the_target_above_its_hard_negatives(setup):
+    """Training with negatives lowers the loss and leaves each example's target the best-scored
+    of its list; the gradient reaches only the adapter."""
+    import dataclasses
+
+    from urllm.llm.candidate_scores import score_many
+
+    ds, tok, examples = setup
+    ranked = [dataclasses.replace(e, negatives=[encode_example(tok, "", ds.item_titles[i]).answer_ids
+                                                for i in range(j, j + 3)]) for j, e in enumerate(examples[:4])]
+    cfg = LoraTrainConfig(r=4, alpha=8, steps=40, batch_size=2, lr=2e-2, warmup=2, progress=False, dtype="float32",
+                          negatives=3, rank_weight=1.0)
+    model = add_lora(tiny_lm(tok), cfg)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    report = train_lora(model, tok, ranked, cfg)
+    losses = [c["loss"] for c in report["curve"]]
+    assert sum(losses[-5:]) < sum(losses[:5])
+    scores = score_many(model.eval(), [(e.prompt_ids, [e.answer_ids, *e.negatives]) for e in ranked])
+    assert all(int(s.argmax()) == 0 for s in scores)
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if not p.requires_grad)

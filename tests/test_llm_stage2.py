@@ -101,6 +101,37 @@ def test_stage2_end_to_end_with_tiny_lm(stage1):
     assert all(len(r.neighbours) == 1 and r.prompt_tokens["neighbors"] > 0 for r in results)
 
 
+def test_training_examples_carry_hard_negatives_from_the_dual_graph_top_n(trained, stage1):
+    import dataclasses
+
+    from urllm.models.evaluation import rank_examples
+    from urllm.models.trainer import SequenceScorer
+
+    ds, model = trained
+    _, vectors, _ = stage1
+    tok = tiny_tokenizer(ds.item_titles + ["You recommend products Similar user bought This user Answer"])
+    cfg = Stage2Config(train_lines=6, prompt=PromptConfig(max_tokens=2000), lora=LoraTrainConfig(negatives=3))
+    nb, builder = Neighbours(ds, vectors, cfg.retrieval), PromptBuilder(ds, tok, cfg.prompt)
+    train = ds.splits["train"]
+    seen = []
+
+    def top_of(lines):
+        seen.append(list(lines))
+        return rank_examples(SequenceScorer(model), ds, [train[i] for i in lines], top_n=10)[2]
+
+    examples = training_examples(ds, builder, nb, cfg, top_of, top_n=10)
+    lines = sample_lines(len(train), 6, cfg.seed)
+    assert seen == [lines]
+    tops = top_of(lines)
+    for row, (line, e) in enumerate(zip(lines, examples)):
+        titles = [tok.decode(n[:-1]) for n in e.negatives]
+        pool = [ds.item_titles[i] for i in tops[row] if i != train[line].target]
+        assert len(titles) == 3 and set(titles) <= set(pool) and ds.item_titles[train[line].target] not in titles
+    assert training_examples(ds, builder, nb, cfg, top_of, top_n=10)[0].negatives == examples[0].negatives  # seeded
+    plain = dataclasses.replace(cfg, lora=LoraTrainConfig())
+    assert all(e.negatives == [] for e in training_examples(ds, builder, nb, plain, top_of, top_n=10))
+
+
 # ---- the full pipeline: fusion with the dual-graph ranking, weight chosen on valid --------
 def test_fuse_weight_zero_is_the_dual_graph_ranking_and_a_large_weight_puts_llm_items_first():
     from urllm.llm.refine import fuse

@@ -104,3 +104,16 @@ def test_every_item_space_the_folder_has_is_written(tmp_path, ds):
         assert not (nbrs == np.arange(30)[:, None]).any()
         u = x[rows] / np.linalg.norm(x[rows], axis=1, keepdims=True)
         np.testing.assert_allclose(t[f"{name}.sims"], np.take_along_axis(u @ u.T, nbrs, axis=1), atol=1e-5)
+
+
+def test_spaces_laid_out_side_by_side_equal_one_after_the_other(tmp_path, ds):
+    vectors = _vectors(ds, seed=2)
+    cfg = ProjectionConfig(max_points=1000, seed=0)
+    for name, jobs in (("one", 1), ("two", 2)):
+        (tmp_path / name).mkdir()
+        write_projections(tmp_path / name, ds, vectors, cfg, n_jobs=jobs)
+    one, two = (load_file(tmp_path / d / "projections.safetensors") for d in ("one", "two"))
+    assert set(one) == set(two) and len(one) > 0
+    for key in one:
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+    assert (tmp_path / "one" / "projections.json").read_text() == (tmp_path / "two" / "projections.json").read_text()

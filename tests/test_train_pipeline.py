@@ -17,7 +17,7 @@ from urllm.schema import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {"pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "llm4cdsr", "urllm",
-           "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "rsllm"}
+           "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm_rerank", "rsllm"}
 
 
 def train(out: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -54,9 +54,16 @@ def test_tiny_run_manifest_has_every_method_and_hashed_files(tiny_run):
     rsllm, gens = (json.loads((out / f).read_text()) for f in ("rsllm.json", "generations.json"))
     assert rsllm["lines"] == gens["lines"]  # RSLLM is scored on URLLM's test lines
     assert m["metrics"]["rsllm"]["n_test_lines"] == len(gens["lines"])
+    rerank = json.loads((out / "rerank.json").read_text())
+    assert rerank["lines"] == gens["lines"] and len(rerank["ranks"]) == len(rerank["lines"])
+    assert str(rerank["weight"]) in rerank["valid"]["MRR"] and rerank["valid"]["lines"] > 0
+    assert m["metrics"]["urllm_rerank"]["overall"]["fusion_weight"] == rerank["weight"]
+    for line, record in rerank["records"].items():  # a reordering of the dual-graph top-N
+        assert sorted(record["ranking"]) == sorted(record["candidates"]), line
     names = [s["name"] for s in m["stages"]]
     assert names == ["data", "pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only",
-                     "profiles", "llm4cdsr", "retrieval", "lora", "generation", "rsllm", "evaluation", "projections"]
+                     "profiles", "llm4cdsr", "retrieval", "lora", "generation", "rerank", "rsllm", "evaluation",
+                     "projections"]
     for stage in m["stages"]:
         for f in stage["files"]:
             assert file_record(out / f["path"], out) == f  # sha256 and size match the file on disk

@@ -25,11 +25,13 @@ import re
 # stage-1 methods: baselines (pop, itemknn, sasrec), the dual-graph model, its two ablations, LLM4CDSR
 STAGE1_METHODS = ("pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "llm4cdsr")
 VARIANTS = ("free", "constrained", "candidates", "refined")  # URLLM's LLM outputs, searched per line
-LLM_METHODS = tuple(f"urllm_{v}" for v in VARIANTS) + ("urllm", "rsllm")  # "urllm": the fused pipeline
+# "urllm": the fused pipeline; "urllm_rerank": the LLM re-scores the dual-graph top-N
+LLM_METHODS = tuple(f"urllm_{v}" for v in VARIANTS) + ("urllm", "urllm_rerank", "rsllm")
 RECORD_VARIANTS = VARIANTS + ("pipeline",)  # a generations.json record's lists: "pipeline" is method "urllm"'s
 METHODS = STAGE1_METHODS + LLM_METHODS
+# a run's stages in the order they run
 STAGES = ("data", "pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "profiles",
-          "llm4cdsr", "retrieval", "lora", "generation", "rsllm", "evaluation", "projections")  # a run's stages in the order they run
+          "llm4cdsr", "retrieval", "lora", "generation", "rerank", "rsllm", "evaluation", "projections")
 DEFAULT_K = 1  # neighbours in prompts when a run names none (LLMConfig.k's default)
 
 
@@ -255,6 +257,10 @@ GENERATIONS = {
                     int_keys=True),  # test line -> k -> record
 }
 RSLLM = {"records?": Map(ANSWERS | {"soft_tokens?": int}, int_keys=True)}
+NUMBERS = List(float, name="a list of numbers")
+RERANK = {"weight": float, "k?": int, "candidates?": int, "calibrate?": bool,  # rerank.json ("urllm_rerank")
+          "records?": Map({"candidates": List(int), "dual": NUMBERS, "llm": NUMBERS, "raw?": NUMBERS,
+                           "ranking": List(int)}, int_keys=True)}
 PROFILE = {"text": str, "clusters": List({"summary": str, "items": List(int)})}
 PROFILES = {"test_lines?": Map(PROFILE, int_keys=True)}
 CURVE = List({"epoch": float, "seconds": float})
@@ -280,6 +286,7 @@ JSON_FILES = {
     "evaluation.json": METRICS,
     "generations.json": GENERATIONS,
     "rsllm.json": RSLLM,
+    "rerank.json": RERANK,
     "profiles.json": PROFILES,
     "lora/training.json": LORA_REPORT,
     "lora/adapter_config.json": dict,

@@ -88,7 +88,7 @@ def case_study(run: RunData, line: Line, k: int | None = None) -> dict:
         "cold_start": run.cold_start(line), "target": _item(run, line.target),
         "history": [_item(run, i) for i in line.history], "k": k,
         "dual_graph": None, "neighbours": None, "prompt": None, "outputs": None,
-        "siblings": siblings(run, line), "metrics": run.metrics, "notes": notes,
+        "rerank": rerank(run, line), "siblings": siblings(run, line), "metrics": run.metrics, "notes": notes,
     }
     if run.has("dual_graph"):
         ranking = run.dual_graph_top(line)
@@ -124,6 +124,19 @@ def _answers(run: RunData, line: Line, stored: dict) -> dict:
             "ranking": [_item(run, i) for i in stored["ranking"][:TOP_N]],
             "target_rank": run.target_rank(stored["ranking"], line),
             "fell_back": stored.get("fell_back", False)}
+
+
+def rerank(run: RunData, line: Line) -> dict | None:
+    """"urllm_rerank" on the line: the fused list, each item with its dual-graph place and
+    both scores, and the weight chosen on valid; None when the run did not re-rank the line."""
+    record = run.rerank_record(line)
+    if record is None:
+        return None
+    at = {item: i for i, item in enumerate(record["candidates"])}
+    return {"weight": float(run.rerank.get("weight", 0.0)), "calibrate": bool(run.rerank.get("calibrate", False)),
+            "target_rank": run.target_rank(record["ranking"], line),
+            "ranking": [_item(run, i) | {"dual_graph_rank": at[i] + 1, "dual_score": record["dual"][at[i]],
+                                         "llm_score": record["llm"][at[i]]} for i in record["ranking"]]}
 
 
 def siblings(run: RunData, line: Line) -> dict:
@@ -205,6 +218,19 @@ def _outputs_html(s: dict, name: str, v: dict) -> str:
             + _items_table(s, v["ranking"], "rank") + "</details>")
 
 
+def _rerank_html(s: dict) -> list[str]:
+    r = s.get("rerank")
+    if not r:
+        return []
+    target = s["target"]["id"]
+    rows = [[str(n), _dom(s, it["domain"]), _e(it["title"]), str(it["dual_graph_rank"]), f"{it['dual_score']:.2f}",
+             f"{it['llm_score']:+.2f}"] for n, it in enumerate(r["ranking"], 1)]
+    return [f"<h2>URLLM re-ranker</h2><p>The LLM scored the dual-graph top {len(rows)}; fused at weight "
+            f"{r['weight']:g} (chosen on validation lines). Target: {_rank(r['target_rank'])}.</p>",
+            _table(["rank", "domain", "title", "dual-graph rank", "dual-graph score", "LLM score"], rows,
+                   ["target" if it["id"] == target else "" for it in r["ranking"]])]
+
+
 def _siblings_html(s: dict) -> list[str]:
     sib = s.get("siblings") or {}
     parts = []
@@ -262,6 +288,7 @@ def case_study_html(study: dict, figure=None) -> str:
         for variant, v in s["outputs"].items():
             parts.append(_outputs_html(s, variant, v))
 
+    parts += _rerank_html(s)
     parts += _siblings_html(s)
     for group in group_by_line_count(s["metrics"] or {}):
         rows = metric_rows(group.metrics)

@@ -32,6 +32,7 @@ VARIANT_LABELS = {  # schema.RECORD_VARIANTS, in that order
     "refined": "Refined (Algorithm 1)",
     "pipeline": "URLLM pipeline (Algorithm 1 + fusion)",
 }
+RERANK_LABEL = "URLLM re-ranker (LLM scores the dual-graph top-N)"
 RSLLM_LABEL = "RSLLM (soft ID tokens, title trie)"
 LLM4CDSR_LABEL = "LLM4CDSR (tri-thread model)"
 TOP = 10  # ranking rows shown per column
@@ -169,11 +170,36 @@ def profile_note(run: RunData, line: Line) -> str:
     return f"no user profile for this line (the run profiled {n} evaluated lines: profiles.test_lines)"
 
 
+def rerank_lines(run: RunData, record: dict, top: int = 5) -> list[str]:
+    """The re-ranked list's first items, each with its dual-graph place and both scores."""
+    place = {item: r for r, item in enumerate(record["candidates"], 1)}
+    at = {item: i for i, item in enumerate(record["candidates"])}
+    out = []
+    for r, item in enumerate(record["ranking"][:top], 1):
+        i = at[item]
+        out.append(f"{r}\\. {escape_markdown(run.item_label(item))} · dual-graph #{place[item]} "
+                   f"(score {record['dual'][i]:.2f}) · LLM {record['llm'][i]:+.2f}")
+    return out
+
+
+def rerank_column(run: RunData, line: Line, record: dict) -> Column:
+    weight = float(run.rerank.get("weight", 0.0))
+    calibrated = "minus its score for a user with no history" if run.rerank.get("calibrate") else "uncalibrated"
+    note = (f"LLM score: mean log-probability per title token after the prompt ({calibrated}); fused with the "
+            f"dual-graph score at weight {weight:g}, chosen on validation lines"
+            + (" (0: the LLM did not help there, so the list is the dual-graph ranking)" if weight == 0 else ""))
+    return Column(RERANK_LABEL, rerank_lines(run, record), ranking_rows(run, record["ranking"], line),
+                  rank_text(run, record["ranking"], line), note)
+
+
 def method_columns(run: RunData, line: Line, variants: dict[str, dict]) -> list[Column]:
-    """The Generation page's columns: the URLLM variants, then the sibling methods the run
-    holds for this line (RSLLM's stored outputs, LLM4CDSR's ranking), then the dual-graph
-    ranking they build on."""
+    """The Generation page's columns: the URLLM variants and the re-ranker, then the sibling
+    methods the run holds for this line (RSLLM's stored outputs, LLM4CDSR's ranking), then
+    the dual-graph ranking they build on."""
     columns = [variant_column(run, line, label, variants[v]) for v, label in VARIANT_LABELS.items() if v in variants]
+    rerank = run.rerank_record(line)
+    if rerank is not None:
+        columns.append(rerank_column(run, line, rerank))
     rsllm = run.rsllm_record(line)
     if rsllm is not None:
         column = variant_column(run, line, RSLLM_LABEL, rsllm)

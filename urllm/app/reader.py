@@ -473,6 +473,15 @@ class RunData:
         return self.rsllm.get("records", {}).get(str(line.index))
 
     @cached_property
+    def rerank(self) -> dict:
+        """rerank.json ("urllm_rerank": the LLM's scores of the dual-graph top-N, fused), {} if none."""
+        return self.json_file("rerank.json", {})
+
+    def rerank_record(self, line: Line) -> dict | None:
+        """A test line's candidates with their dual-graph and LLM scores and the fused list."""
+        return self.rerank.get("records", {}).get(str(line.index))
+
+    @cached_property
     def profiles(self) -> dict:
         """profiles.json (LLM4CDSR's hierarchical user profiles), {} if none."""
         return self.json_file("profiles.json", {})

@@ -61,12 +61,41 @@ class LoraTrainConfig:
     # the forward pass while training: "bfloat16" (autocast; weights and optimizer stay
     # float32) or "float32"
     dtype: str = "bfloat16"
+    # ranking loss (finetune.RankLoss): hard negatives per example, drawn from the dual-graph
+    # top-N (RerankConfig.candidates) of its training line; 0 = the answer loss alone
+    negatives: int = 0
+    rank_weight: float = 1.0  # the listwise term's weight beside the answer loss
+    rank_temperature: float = 1.0  # softmax temperature on the mean log-probabilities per token
 
     def validate(self) -> None:
         if self.dtype not in ("bfloat16", "float32"):
             raise ValueError(f"LoraTrainConfig.dtype={self.dtype!r}: expected bfloat16 or float32")
+        if self.rank_weight < 0 or self.rank_temperature <= 0:
+            raise ValueError(f"LoraTrainConfig rank_weight={self.rank_weight!r} must be >= 0 and "
+                             f"rank_temperature={self.rank_temperature!r} > 0")
         for name, ok in {"r": self.r >= 1, "alpha": self.alpha >= 1, "steps": self.steps >= 1,
                          "batch_size": self.batch_size >= 1, "lr": self.lr > 0, "dropout": 0 <= self.dropout < 1}.items():
             if not ok:
                 raise ValueError(f"LoraTrainConfig.{name}={getattr(self, name)!r} is out of range")
 
+
+
+@dataclass
+class RerankConfig:
+    """URLLM's LLM re-ranking of the dual-graph top-N (urllm/methods/rerank.py)."""
+
+    candidates: int = 20  # dual-graph top-N the LLM scores (items below keep their dual-graph order)
+    # the LLM's weight in the fusion z(dual-graph score) + w * z(LLM score); chosen on valid lines by MRR
+    weights: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
+    # the LLM score of a title minus its score after a prompt with no history and no neighbours
+    # (pointwise mutual information): takes out how likely a title is for any user
+    calibrate: bool = True
+    valid_lines: int = 0  # validation lines scored to choose the weight: 0 = all, else a seeded sample
+    batch_lines: int = 4  # prompts whose candidates share one forward pass
+
+    def validate(self) -> None:
+        for name in ("candidates", "batch_lines"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"RerankConfig.{name}={getattr(self, name)!r}: must be >= 1")
+        if any(w < 0 for w in self.weights):
+            raise ValueError(f"RerankConfig.weights={self.weights!r}: expected weights >= 0")

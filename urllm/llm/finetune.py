@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ from urllm.seed import seed_everything
 class TrainExample:
     prompt_ids: list[int]
     answer_ids: list[int]  # target title tokens + eos
+    negatives: list[list[int]] = field(default_factory=list)  # hard negatives' title tokens + eos (ranking loss)
 
 
 def encode_example(tokenizer, prompt_text: str, answer: str) -> TrainExample:
@@ -81,6 +82,30 @@ class AnswerLoss(torch.nn.Module):
         return answer_loss(self.model, ids, mask, labels)
 
 
+class RankLoss(torch.nn.Module):
+    """Per example, from the mean log-probability per token s(t) of each title t after the
+    prompt (urllm/llm/candidate_scores.py, the re-ranker's score): the answer loss -s(target)
+    plus `rank_weight` x the listwise cross-entropy of softmax(s / temperature) over the
+    target and its hard negatives, so the adapter learns to put the target above the
+    dual-graph model's other top items, not only to spell it. Averaged over the batch."""
+
+    def __init__(self, model, rank_weight: float, temperature: float):
+        super().__init__()
+        self.model, self.rank_weight, self.temperature = model, rank_weight, temperature
+
+    def forward(self, batch: list[TrainExample]):
+        from urllm.llm.candidate_scores import shared_title_scores
+
+        scores = shared_title_scores(self.model, [(e.prompt_ids, [e.answer_ids, *e.negatives]) for e in batch])
+        losses = []
+        for s in scores:
+            loss = -s[0]
+            if len(s) > 1:
+                loss = loss + self.rank_weight * F.cross_entropy((s / self.temperature)[None], s.new_zeros(1, dtype=torch.long))
+            losses.append(loss)
+        return torch.stack(losses).mean(), sum(len(e.answer_ids) for e in batch)
+
+
 def autocast(cfg: LoraTrainConfig, device: torch.device):
     """The forward pass in cfg.dtype (weights, gradients and the optimizer stay float32):
     bfloat16 matmuls run about 2.5x faster on CPUs with avx512_bf16, and on GPUs."""
@@ -109,7 +134,8 @@ def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainCon
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    runner = AnswerLoss(model)
+    ranking = any(e.negatives for e in examples)
+    runner = RankLoss(model, cfg.rank_weight, cfg.rank_temperature) if ranking else AnswerLoss(model)
     device = next(model.parameters()).device  # batches go where the model is (CPU, or this rank's GPU)
     if distributed:
         runner = torch.nn.parallel.DistributedDataParallel(runner, device_ids=[device.index] if device.type == "cuda" else None)
@@ -121,15 +147,21 @@ def train_lora(model, tokenizer, examples: list[TrainExample], cfg: LoraTrainCon
                      disable=not cfg.progress or rank != 0):
         first = (step * world + rank) * cfg.batch_size  # this rank's slice of the global batch
         picks = [order[(first + j) % len(order)] for j in range(cfg.batch_size)]
-        ids, mask, labels = (t.to(device) for t in collate([examples[i] for i in picks], tokenizer.pad_token_id))
+        batch = [examples[i] for i in picks]
         with autocast(cfg, device):
-            loss, n_answer = runner(ids, mask, labels)
+            if ranking:  # one prompt pass per example, its target and negatives after it
+                loss, n_answer = runner(batch)
+                n_tokens = sum(len(e.prompt_ids) + len(e.answer_ids) + sum(map(len, e.negatives)) for e in batch)
+            else:
+                ids, mask, labels = (t.to(device) for t in collate(batch, tokenizer.pad_token_id))
+                loss, n_answer = runner(ids, mask, labels)
+                n_tokens = int(mask.sum())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         scheduler.step()
-        tokens_seen += int(mask.sum())
+        tokens_seen += n_tokens
         curve.append({"step": step + 1, "loss": float(loss.detach()), "answer_tokens": n_answer,
                       "lr": scheduler.get_last_lr()[0]})
     model.eval()

@@ -83,12 +83,15 @@ def step(decoder, cache: SharedPrefixCache, input_ids: torch.Tensor) -> torch.Te
     return step_many(decoder, [cache], [input_ids])[0]
 
 
-def step_many(decoder, caches: list[SharedPrefixCache], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+def step_many(decoder, caches: list[SharedPrefixCache], inputs: list[torch.Tensor],
+              every_position: bool = False) -> list[torch.Tensor]:
     """`step` for several searches at once, each over its own prompt: inputs[i] [B_i, T_i]
     goes after caches[i]; the T_i may differ (a trie search feeding a forced run beside
     others feeding one token). Every token of every search is one row of the projections
     and MLPs (one matrix product per layer for all of them, no padding); attention runs
-    per search against its own prompt and tokens."""
+    per search against its own prompt and tokens. With `every_position`, search i gets the
+    final-norm hidden state of every fed token [B_i * T_i, hidden] (row b * T_i + t), not
+    only each beam's last."""
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
     for cache, x in zip(caches, inputs):
@@ -127,6 +130,8 @@ def step_many(decoder, caches: list[SharedPrefixCache], inputs: list[torch.Tenso
         hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
     for cache, suffix in zip(caches, new_suffix):
         cache.suffix = suffix
+    if every_position:
+        return list(decoder.norm(hidden[0]).split([b * t for b, t in shapes]))
     last = torch.cat([torch.arange(lo + t - 1, lo + b * t, t, device=device)
                       for lo, (b, t) in zip(bounds, shapes)])  # each beam's last fed token
     return list(decoder.norm(hidden[0, last]).split([b for b, _ in shapes]))

@@ -87,13 +87,27 @@ def batches(lines: list[int], size: int, progress=None):
         bar.close()
 
 
-def training_examples(dataset: Dataset, builder: PromptBuilder, neighbours: Neighbours, cfg: Stage2Config) -> list[TrainExample]:
-    """LoRA examples: each sampled training line with its nearest neighbour (never the user)."""
+def training_examples(dataset: Dataset, builder: PromptBuilder, neighbours: Neighbours, cfg: Stage2Config,
+                      top_of=None, top_n: int = 20) -> list[TrainExample]:
+    """LoRA examples: each sampled training line with its nearest neighbour (never the user).
+    With cfg.lora.negatives and `top_of` (training lines -> their dual-graph top items [n, >=
+    top_n]), each example also carries that many hard negatives for the ranking loss: a
+    seeded draw from its line's dual-graph top-`top_n` without the target."""
+    lines = sample_lines(len(dataset.splits["train"]), cfg.train_lines, cfg.seed)
+    n_neg = cfg.lora.negatives if top_of is not None else 0
+    tops = top_of(lines) if n_neg else None
+    rng = np.random.default_rng(cfg.seed)
     out = []
-    for line in sample_lines(len(dataset.splits["train"]), cfg.train_lines, cfg.seed):
+    for row, line in enumerate(lines):
         ex = dataset.splits["train"][line]
         prompt = builder.build(ex.history, ex.domain, neighbours.sequences(neighbours.query("train", line, 1)))
-        out.append(encode_example(builder.tokenizer, prompt.text, answer_text(dataset, ex.target)))
+        example = encode_example(builder.tokenizer, prompt.text, answer_text(dataset, ex.target))
+        if n_neg:
+            pool = [int(i) for i in tops[row][:top_n] if i >= 0 and i != ex.target]
+            picked = rng.choice(len(pool), min(n_neg, len(pool)), replace=False) if pool else []
+            example.negatives = [encode_example(builder.tokenizer, "", answer_text(dataset, pool[i])).answer_ids
+                                 for i in sorted(picked)]
+        out.append(example)
     return out
 
 

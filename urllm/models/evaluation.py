@@ -96,6 +96,11 @@ class CompletedRanks:
                     scores = self.scorer.scores([self.examples[i].history for i in chunk], d).float().numpy()
                 self._rows |= {line: row for line, row in zip(chunk, scores)}
 
+    def scores_of(self, line: int, items: list[int]) -> np.ndarray:
+        """The scorer's scores of `items` (items of the line's target domain) on `line`."""
+        self.prepare([line])
+        return self._rows[line][self._column[np.asarray(items, dtype=np.int64)]] if len(items) else np.zeros(0)
+
     def rank(self, line: int, ranking: list[int]) -> int:
         ex = self.examples[line]
         ranking = [int(i) for i in ranking]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from urllm.llm.config import GenerationConfig, LoraTrainConfig, PromptConfig
+from urllm.llm.config import GenerationConfig, LoraTrainConfig, PromptConfig, RerankConfig
 from urllm.methods.config import ProfileConfig, RetrievalConfig, RSLLMConfig
 from urllm.models.config import DualGraphConfig, FitConfig, ItemKNNConfig, LLM4CDSRConfig, SASRecConfig
 
@@ -34,6 +34,7 @@ class LLMConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     lora: LoraTrainConfig = field(default_factory=LoraTrainConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)  # "urllm_rerank": the LLM re-scores the dual-graph top-N
 
 
 @dataclass
@@ -208,7 +209,7 @@ def validate(cfg: RunConfig) -> None:
     if base not in BASE_MODELS and not Path(base).is_dir():
         raise ValueError(f"llm.base_model={base!r}: expected one of {list(BASE_MODELS)} or an existing local model folder")
     for section in (cfg.itemknn, cfg.sasrec, cfg.dual_graph, cfg.fit, cfg.llm4cdsr, cfg.llm.retrieval, cfg.llm.generation,
-                    cfg.llm.lora, cfg.rsllm, cfg.profiles):
+                    cfg.llm.lora, cfg.llm.rerank, cfg.rsllm, cfg.profiles):
         section.validate()
     parse_spec(cfg.dataset)
 

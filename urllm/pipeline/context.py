@@ -79,10 +79,18 @@ class Context:
 
         return load_adapter(self.lm[0], self.dir / "lora")
 
+    @cached_property
+    def generation_lm(self):
+        """`tuned_lm` made ready to generate and score (urllm.llm.generate.for_generation: the
+        configured dtype, the adapter folded in), shared by the generation and rerank stages."""
+        from urllm.llm.generate import for_generation
+
+        return for_generation(self.tuned_lm, self.cfg.llm.generation)
+
     def fresh_lm(self):
         """A new base LM, for a stage that fine-tunes its own (rsllm, after generation). The
-        kept `lm` and `tuned_lm` are let go first, so one LM is held at a time."""
-        for name in ("lm", "tuned_lm"):
+        kept `lm`, `tuned_lm` and `generation_lm` are let go first, so one LM is held at a time."""
+        for name in ("lm", "tuned_lm", "generation_lm"):
             self.__dict__.pop(name, None)
         return load_llm(self.cfg)
 

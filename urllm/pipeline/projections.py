@@ -101,12 +101,19 @@ def run_spaces(run_dir: Path, ds: Dataset, vectors: dict) -> list[Space]:
 
 
 def write_projections(run_dir: Path, ds: Dataset, vectors: dict, cfg: ProjectionConfig,
-                      k: int = NEIGHBOURS) -> tuple[list[Path], dict]:
+                      k: int = NEIGHBOURS, n_jobs: int = 1) -> tuple[list[Path], dict]:
     """Lay out every space of the run and write projections.safetensors, then projections.json
-    (the app reads the JSON first: written last, it never names a space the tensors lack)."""
+    (the app reads the JSON first: written last, it never names a space the tensors lack).
+    `n_jobs` processes lay out spaces side by side (joblib): each UMAP is single-threaded and
+    seeded, so the layouts are the same as one after the other."""
+    from joblib import Parallel, delayed
+
+    spaces = run_spaces(Path(run_dir), ds, vectors)
+    jobs = min(max(1, n_jobs), len(spaces))
+    outs = Parallel(n_jobs=jobs)(delayed(project_space)(space.vectors, cfg, k) for space in spaces) if jobs > 1 else \
+        [project_space(space.vectors, cfg, k) for space in spaces]
     tensors, listing, summary = {}, [], {}
-    for space in run_spaces(Path(run_dir), ds, vectors):
-        out = project_space(space.vectors, cfg, k)
+    for space, out in zip(spaces, outs):
         rows = out["rows"]
         arrays = {"rows": space.rows[rows], "xy": out["xy"], "domain": space.domain[rows],
                   "nbrs": out["nbrs"], "sims": out["sims"]}

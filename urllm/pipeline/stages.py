@@ -27,6 +27,10 @@ The stages in run order, and the files each writes (besides manifest.json):
   generation           generations.json: per evaluated test line: neighbours, prompt sections,
                          variants (+ "pipeline": the fused list), the fusion weight chosen on
                          valid, and "ranks" {k: {method: [full rank per line]}}
+  rerank               rerank.json: "urllm_rerank", the tuned LLM's scores of each test line's
+                         dual-graph top-N fused with the dual-graph scores (urllm/methods/rerank.py):
+                         per line the candidates, both scores and the fused list; the weight and
+                         every weight's MRR on valid; "ranks", the full rank per line
   rsllm                rsllm/: RSLLM's adapter + projectors; rsllm.json: its test metrics and
                          per-line outputs
   evaluation           line_ranks.json: the one table of every method's full rank of the target
@@ -274,7 +278,15 @@ def train_adapter(ctx: Context):
     from urllm.methods.urllm_stage2 import training_examples
 
     cfg = ctx.cfg
-    examples = training_examples(ctx.ds, ctx.prompts, ctx.neighbours, _stage2_config(cfg))
+    top_of = None
+    if cfg.llm.lora.negatives:  # the ranking loss's hard negatives: the dual-graph top-N of training lines
+        from urllm.models.evaluation import rank_examples
+
+        train = ctx.ds.splits["train"]
+        top_of = lambda lines: rank_examples(ctx.dual_graph, ctx.ds, [train[i] for i in lines],  # noqa: E731
+                                             top_n=cfg.llm.rerank.candidates)[2]
+    examples = training_examples(ctx.ds, ctx.prompts, ctx.neighbours, _stage2_config(cfg), top_of,
+                                 cfg.llm.rerank.candidates)
     model, tok = ctx.lm
     peft_model = add_lora(model, dataclasses.replace(cfg.llm.lora, seed=cfg.seed))
     report = train_lora(peft_model, tok, examples, cfg.llm.lora)
@@ -308,13 +320,13 @@ def follower(cfg: RunConfig, run_dir: Path) -> None:
 
 
 def build_generation(ctx: Context) -> dict:
-    from urllm.llm.generate import Generator, for_generation
+    from urllm.llm.generate import Generator
     from urllm.methods.urllm_stage2 import choose_fusion_weight, evaluate_lines, line_ranks, pipeline_ranking, sample_lines
     from urllm.models.evaluation import CompletedRanks
 
     cfg, ds, llm = ctx.cfg, ctx.ds, ctx.cfg.llm
     builder, neighbours = ctx.prompts, ctx.neighbours
-    generator = Generator(for_generation(ctx.tuned_lm, llm.generation), ctx.lm[1], ds, llm.generation)
+    generator = Generator(ctx.generation_lm, ctx.lm[1], ds, llm.generation)
     test_top, valid_top = ctx.rankings["test_top"], ctx.rankings["valid_top"]
     top_k = llm.generation.top_k
     # the pipeline's fusion weight, chosen on validation lines with the main k
@@ -351,6 +363,42 @@ def build_generation(ctx: Context) -> dict:
                         "test_lines_per_s": round(len(lines) * len(seconds) / max(sum(seconds.values()), 1e-9), 2),
                         "fusion_weight": weight, "HR@10_urllm": round(main["urllm"]["overall"]["HR@10"], 4),
                         "HR@10_dual_graph": round(main["dual_graph"]["overall"]["HR@10"], 4)}}
+
+
+def build_rerank(ctx: Context) -> dict:
+    """"urllm_rerank" (urllm/methods/rerank.py): the tuned LLM scores each line's dual-graph
+    top-N, fused with the dual-graph scores at the weight with the best MRR on valid lines."""
+    from urllm.methods.rerank import TitleScorer, choose_weight, rankings, score_lines
+    from urllm.methods.urllm_stage2 import sample_lines
+    from urllm.models.evaluation import CompletedRanks
+
+    cfg, ds, llm = ctx.cfg, ctx.ds, ctx.cfg.llm
+    rc, k = llm.rerank, schema_main_k(llm.k, llm.ks)
+    scorer = TitleScorer(ctx.generation_lm, ctx.lm[1], ds, ctx.prompts, rc)
+    start = time.perf_counter()
+    valid = sample_lines(len(ds.splits["valid"]), rc.valid_lines, cfg.seed)
+    valid_scored = score_lines(scorer, ctx.neighbours, ctx.rankings["valid_top"], CompletedRanks(ctx.dual_graph, ds, "valid"),
+                               valid, k, "valid", progress=_bar("rerank valid lines"))
+    weight, grid = choose_weight(ds, valid_scored, rc.weights) if valid else (0.0, {})
+    valid_s = time.perf_counter() - start
+    lines = sample_lines(len(ds.splits["test"]), llm.eval_lines, cfg.seed)
+    ranker = CompletedRanks(ctx.dual_graph, ds, "test")
+    scored = score_lines(scorer, ctx.neighbours, ctx.rankings["test_top"], ranker, lines, k, "test",
+                         progress=_bar("rerank test lines"))
+    lists = rankings(scored, weight)
+    ranks = [ranker.rank(line, ranking) for line, ranking in zip(scored.lines, lists)]
+    test_s = time.perf_counter() - start - valid_s
+    records = {str(line): {"candidates": c, "dual": np.round(d, 4).tolist(), "llm": np.round(s, 4).tolist(),
+                           "raw": np.round(r, 4).tolist(), "ranking": ranking, "neighbours": nb}
+               for line, c, d, s, r, ranking, nb in zip(scored.lines, scored.candidates, scored.dual, scored.llm,
+                                                          scored.raw, lists, scored.neighbours)}
+    atomic_write_json(ctx.dir / "rerank.json", {
+        "lines": lines, "ranks": ranks, "k": k, "weight": weight, "candidates": rc.candidates,
+        "calibrate": rc.calibrate, "valid": {"lines": len(valid), "MRR": grid}, "records": records})
+    return {"files": [ctx.dir / "rerank.json"],
+            "summary": {"lines": len(lines), "valid_lines": len(valid), "weight": weight,
+                        "valid_lines_per_s": round(len(valid) / max(valid_s, 1e-9), 2),
+                        "test_lines_per_s": round(len(lines) / max(test_s, 1e-9), 2)}}
 
 
 # ---- RSLLM, the evaluation, the projections ------------------------------------------------
@@ -404,6 +452,10 @@ def build_evaluation(ctx: Context) -> dict:
     main_k = str(schema_main_k(gens["k"], gens["ks"]))
     rates = {m: v["overall"] for m, v in gens["metrics"][main_k].items()}
     table |= {m: _spread(gens["lines"], r, n) for m, r in gens["ranks"][main_k].items() if m != "dual_graph"}
+    rerank = json.loads((run_dir / "rerank.json").read_text())
+    table["urllm_rerank"] = _spread(rerank["lines"], rerank["ranks"], n)
+    # a reordering of in-domain catalogue items: never out of domain, invalid or repeated
+    rates["urllm_rerank"] = {"fusion_weight": rerank["weight"], "ood_rate": 0.0, "valid_rate": 1.0, "dup_rate": 0.0}
     rs = json.loads((run_dir / "rsllm.json").read_text())
     table["rsllm"] = _spread(rs["lines"], rs["ranks"], n)
     rates["rsllm"] = rs["metrics"]["overall"]
@@ -428,7 +480,7 @@ def build_projections(ctx: Context) -> dict:
 
     cfg = ctx.cfg
     pc = ProjectionConfig(n_neighbors=cfg.umap_neighbors, max_points=cfg.umap_max_points, seed=cfg.seed)
-    files, summary = write_projections(ctx.dir, ctx.ds, ctx.vectors, pc)
+    files, summary = write_projections(ctx.dir, ctx.ds, ctx.vectors, pc, n_jobs=cfg.threads)
     return {"files": files, "summary": summary}
 
 
@@ -459,13 +511,15 @@ STAGE_TABLE = (  # in urllm.schema.STAGES order
     Stage("profiles", build_profiles, ("profiles", "llm.base_model", "llm.eval_lines", "seed"), ("data",)),
     Stage("llm4cdsr", build_llm4cdsr, ("llm4cdsr", "fit", "top_n", "seed", "llm.base_model"), ("data", "profiles")),
     Stage("retrieval", build_retrieval, ("llm.retrieval",), ("dual_graph",)),
-    Stage("lora", build_lora, ("llm.base_model", "llm.train_lines", "llm.prompt", "llm.lora", "seed"), ("retrieval",),
-          ddp=True),
+    Stage("lora", build_lora, ("llm.base_model", "llm.train_lines", "llm.prompt", "llm.lora", "llm.rerank.candidates",
+                               "seed"), ("dual_graph", "retrieval"), ddp=True),
     Stage("generation", build_generation, ("llm.k", "llm.ks", "llm.eval_lines", "llm.valid_lines", "llm.fusion_weights",
                                            "llm.generation", "seed"), ("dual_graph", "retrieval", "lora")),
+    Stage("rerank", build_rerank, ("llm.k", "llm.ks", "llm.eval_lines", "llm.rerank", "llm.generation.dtype",
+                                   "llm.generation.merge_adapter", "seed"), ("dual_graph", "retrieval", "lora")),
     Stage("rsllm", build_rsllm, ("rsllm", "llm.base_model", "llm.train_lines", "llm.eval_lines", "llm.prompt", "llm.lora",
                                  "llm.generation", "seed"), ("dual_graph",)),
-    Stage("evaluation", build_evaluation, ("seed",), (*STAGE1_METHODS, "generation", "rsllm")),
+    Stage("evaluation", build_evaluation, ("seed",), (*STAGE1_METHODS, "generation", "rerank", "rsllm")),
     Stage("projections", build_projections, ("umap_neighbors", "umap_max_points", "seed"),
           ("dual_graph", "profiles", "llm4cdsr", "rsllm")),  # the stages whose vectors it lays out
 )
@@ -489,21 +543,43 @@ def stage_inputs(cfg: RunConfig) -> dict[str, dict]:
     return inputs
 
 
-def run_pipeline(cfg: RunConfig, run: Run, ds: Dataset | None = None) -> dict:
+def run_pipeline(cfg: RunConfig, run: Run, ds: Dataset | None = None, only: set[str] | None = None) -> dict:
     """Every stage of STAGE_TABLE in order, each built unless its last result is fresh, on
     rank 0 (under torchrun the followers join the lora stage: `follower`); returns the
-    metrics the manifest records."""
+    metrics the manifest records. `only` (benchmarks) runs those stages and the stages they
+    read, and leaves the run incomplete unless every stage ran."""
     torch.set_num_threads(cfg.threads)
     ctx = Context(cfg, run.dir, ds)
     run.record_dataset(cfg.dataset, ctx.ds.describe())
     inputs = stage_inputs(cfg)
+    wanted = _with_inputs(only) if only is not None else {s.name for s in STAGE_TABLE}
     for stage in STAGE_TABLE:
+        if stage.name not in wanted:
+            continue
         joined = stage.ddp and distributed.active()
         if joined:  # the followers wait for this flag: whether they train with rank 0
             distributed.broadcast_flag(not run.is_fresh(stage.name, stage_key(inputs[stage.name])))
         run.stage(stage.name, inputs[stage.name], lambda _run_dir, build=stage.build: build(ctx))
         if joined:
             distributed.wait_all()
+    if "evaluation" not in wanted:
+        return {}
     metrics = json.loads((run.dir / "evaluation.json").read_text())
-    run.finish(metrics)
+    if wanted == {s.name for s in STAGE_TABLE}:
+        run.finish(metrics)
     return metrics
+
+
+def _with_inputs(names: set[str]) -> set[str]:
+    """`names` and every stage they read, transitively (ValueError for an unknown name)."""
+    table = {s.name: s for s in STAGE_TABLE}
+    unknown = sorted(set(names) - set(table))
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}: expected names from {list(table)}")
+    out, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out.add(name)
+            todo.extend(table[name].reads)
+    return out

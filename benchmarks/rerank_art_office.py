@@ -1,0 +1,148 @@
+"""Does the LLM earn its place? "urllm_rerank" and its ablations on every Art-Office test line.
+
+    .venv/bin/python benchmarks/rerank_art_office.py [--out artifacts/rerank-art-office]
+        [--variants tuned_k1 base_k1 tuned_k0 tuned_k3] [--set FIELD=VALUE ...]
+
+Builds (or reuses) only the stages the re-ranker needs in --out (data, dual_graph,
+retrieval, lora, rerank: `train.py`'s own stages and config, default profile), then scores
+each line's dual-graph top-N with the LLM once per variant (the LoRA-tuned or the base
+model; k neighbours in the prompt) on all valid lines (which choose the fusion weight) and
+all test lines. From each pass three methods are read: the fusion with calibrated LLM
+scores (the method), with raw LLM scores, and the LLM's order alone. Every method is on
+the same 2,000 test lines: HR@1/HR@10/MRR with 95% bootstrap intervals and the paired
+sign-flip test against the dual-graph model (urllm/stats.py). Prints the table and the
+seconds per pass; writes <out>/rerank_ablations.json. Run it on a quiet machine.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from report import table  # noqa: E402  (benchmarks/report.py: the README's table format)
+
+from urllm.io import atomic_write_json  # noqa: E402
+from urllm.methods.rerank import TitleScorer, choose_weight, rankings, score_lines  # noqa: E402
+from urllm.models.evaluation import CompletedRanks  # noqa: E402
+from urllm.pipeline.config import resolve, to_dict  # noqa: E402
+from urllm.pipeline.context import Context  # noqa: E402
+from urllm.pipeline.stages import run_pipeline  # noqa: E402
+from urllm.pipeline.writer import Run  # noqa: E402
+from urllm.stats import compare  # noqa: E402
+
+DATASET = "urllm:" + str(ROOT.parent / "shared/data/amazon-art-office")
+# name -> (LM, k): "tuned" the run's LoRA (answer loss), "ranked" a LoRA trained here with the
+# ranking loss (--rank-set), "base" no adapter
+VARIANTS = {"tuned_k1": ("tuned", 1), "ranked_k1": ("ranked", 1), "base_k1": ("base", 1), "tuned_k0": ("tuned", 0),
+            "tuned_k3": ("tuned", 3)}
+RANKED = ["llm.lora.negatives=5", "llm.train_lines=400", "llm.lora.steps=100"]  # the ranking LoRA's defaults
+METRICS = ("HR@1", "HR@10", "MRR")
+
+
+def llm_only(scored) -> list[list[int]]:
+    """The candidates by the LLM's calibrated score alone (ties in dual-graph order)."""
+    return [[c[i] for i in np.argsort(-np.asarray(s), kind="stable")] for c, s in zip(scored.candidates, scored.llm)]
+
+
+def with_scores(scored, which: str):
+    """A copy of `scored` whose `llm` field is its raw (uncalibrated) scores."""
+    import dataclasses
+
+    return dataclasses.replace(scored, llm=scored.raw) if which == "raw" else scored
+
+
+def model_for(lm: str, ctx: Context, cfg, profile: str, ranked_overrides: list[str]):
+    """(the LM to score with, made ready as the rerank stage makes it, its tokenizer, and for
+    "ranked" its training summary). Each starts from a freshly loaded base LM: making a
+    model ready folds its adapter into the base weights."""
+    import dataclasses
+
+    from urllm.llm.finetune import load_adapter
+    from urllm.llm.generate import for_generation
+    from urllm.pipeline.stages import train_adapter
+
+    base, tok = ctx.fresh_lm()
+    if lm == "base":
+        return for_generation(base, cfg.llm.generation), tok, None
+    if lm == "tuned":
+        return for_generation(load_adapter(base, ctx.dir / "lora"), cfg.llm.generation), tok, None
+    ranked_cfg = resolve(profile, ranked_overrides)
+    other = Context(ranked_cfg, ctx.dir, ctx.ds)
+    other.lm = (base, tok)
+    peft_model, examples, report = train_adapter(other)
+    summary = {"config": dataclasses.asdict(ranked_cfg.llm.lora), "train_lines": ranked_cfg.llm.train_lines,
+               "examples": len(examples), "loss_first": report["curve"][0]["loss"], "loss_last": report["curve"][-1]["loss"]}
+    return for_generation(peft_model, cfg.llm.generation), tok, summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(ROOT / "artifacts/rerank-art-office"))
+    parser.add_argument("--dataset", default=DATASET, help="dataset spec (a quick check: synthetic with --profile tiny)")
+    parser.add_argument("--profile", default="demo", help="config profile the overrides apply to (train.py's)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--set", action="append", default=[], help="config override, as train.py --set")
+    parser.add_argument("--rank-set", action="append", default=None,
+                        help=f"the ranking LoRA's overrides on top of --set (default {RANKED})")
+    args = parser.parse_args()
+
+    cfg = resolve(args.profile, [f"dataset={args.dataset}", *args.set])
+    torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    with Run(Path(args.out), to_dict(cfg) | {"profile": args.profile}, ROOT) as run:
+        run_pipeline(cfg, run, only={"lora"})  # the passes below are the rerank stage's, per variant
+        print(run.timing_table())
+    ctx = Context(cfg, Path(args.out))
+    ds, rc = ctx.ds, cfg.llm.rerank
+    valid_lines, test_lines = list(range(len(ds.splits["valid"]))), list(range(len(ds.splits["test"])))
+    valid_ranker, test_ranker = CompletedRanks(ctx.dual_graph, ds, "valid"), CompletedRanks(ctx.dual_graph, ds, "test")
+    test_ranker.prepare(test_lines)
+    ranks = {"dual_graph": np.array([test_ranker.rank(line, []) for line in test_lines], np.float64)}
+    report = {"command": " ".join(sys.argv), "config": to_dict(rc), "valid_lines": len(valid_lines), "passes": {}}
+    for name in args.variants:
+        lm, k = VARIANTS[name]
+        t_train = time.perf_counter()
+        overrides = [f"dataset={args.dataset}", *args.set, *(RANKED if args.rank_set is None else args.rank_set)]
+        model, tok, trained = model_for(lm, ctx, cfg, args.profile, overrides)
+        if trained:
+            report.setdefault("ranked_lora", trained | {"seconds": round(time.perf_counter() - t_train, 1)})
+        scorer = TitleScorer(model, tok, ds, ctx.prompts, rc)
+        t0 = time.perf_counter()
+        valid = score_lines(scorer, ctx.neighbours, ctx.rankings["valid_top"], valid_ranker, valid_lines, k, "valid")
+        t1 = time.perf_counter()
+        test = score_lines(scorer, ctx.neighbours, ctx.rankings["test_top"], test_ranker, test_lines, k, "test")
+        t2 = time.perf_counter()
+        chosen = {}
+        for which in ("calibrated", "raw"):
+            v, t = with_scores(valid, which), with_scores(test, which)
+            weight, grid = choose_weight(ds, v, rc.weights)
+            chosen[which] = {"weight": weight, "valid_MRR": grid}
+            ranks[f"{name}_{which}"] = np.array([test_ranker.rank(line, r) for line, r in zip(test.lines, rankings(t, weight))],
+                                                np.float64)
+        ranks[f"{name}_llm_only"] = np.array([test_ranker.rank(line, r) for line, r in zip(test.lines, llm_only(test))],
+                                             np.float64)
+        report["passes"][name] = {"lm": lm, "k": k, "valid_s": round(t1 - t0, 1), "test_s": round(t2 - t1, 1),
+                                  "test_lines_per_s": round(len(test_lines) / (t2 - t1), 2), "chosen": chosen}
+        print(f"{name}: valid {t1 - t0:.0f} s, test {t2 - t1:.0f} s ({len(test_lines) / (t2 - t1):.2f} lines/s); "
+              f"weights {chosen['calibrated']['weight']:g} (calibrated), {chosen['raw']['weight']:g} (raw)", flush=True)
+        del model, scorer
+    domains = np.array([ex.domain for ex in ds.splits["test"]])
+    metrics = compare(ranks, domains, ds.domains, cfg.seed, line_set="every test line")
+    report["metrics"] = metrics
+    report["ranks"] = {m: [None if not np.isfinite(x) else int(x) for x in r] for m, r in ranks.items()}
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    atomic_write_json(Path(args.out) / "rerank_ablations.json", report)
+    print("\n" + table(metrics, list(METRICS), "overall"))
+    print(f"\nwall {report['seconds']:.0f} s; {len(test_lines)} test lines, {len(valid_lines)} valid lines")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
