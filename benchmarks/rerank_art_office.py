@@ -1,7 +1,7 @@
 """Does the LLM earn its place? "urllm_rerank" and its ablations on every Art-Office test line.
 
     .venv/bin/python benchmarks/rerank_art_office.py [--out artifacts/rerank-art-office]
-        [--variants tuned_k1 base_k1 tuned_k0 tuned_k3] [--set FIELD=VALUE ...]
+        [--variants tuned_k1 ranked_k1 base_k1 tuned_k0 tuned_k3] [--valid-lines N] [--set FIELD=VALUE ...]
 
 Builds (or reuses) only the stages the re-ranker needs in --out (data, dual_graph,
 retrieval, lora, rerank: `train.py`'s own stages and config, default profile), then scores
@@ -30,6 +30,7 @@ from report import table  # noqa: E402  (benchmarks/report.py: the README's tabl
 
 from urllm.io import atomic_write_json  # noqa: E402
 from urllm.methods.rerank import TitleScorer, choose_weight, rankings, score_lines  # noqa: E402
+from urllm.methods.urllm_stage2 import sample_lines  # noqa: E402
 from urllm.models.evaluation import CompletedRanks  # noqa: E402
 from urllm.pipeline.config import resolve, to_dict  # noqa: E402
 from urllm.pipeline.context import Context  # noqa: E402
@@ -56,6 +57,12 @@ def with_scores(scored, which: str):
     import dataclasses
 
     return dataclasses.replace(scored, llm=scored.raw) if which == "raw" else scored
+
+
+def bar(desc: str):
+    from tqdm.auto import tqdm
+
+    return lambda xs: tqdm(xs, desc=desc, mininterval=30)
 
 
 def model_for(lm: str, ctx: Context, cfg, profile: str, ranked_overrides: list[str]):
@@ -88,6 +95,8 @@ def main() -> int:
     parser.add_argument("--dataset", default=DATASET, help="dataset spec (a quick check: synthetic with --profile tiny)")
     parser.add_argument("--profile", default="demo", help="config profile the overrides apply to (train.py's)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--valid-lines", type=int, default=None,
+                        help="valid lines that choose the weights (a seeded sample; 0 = all; default llm.rerank.valid_lines)")
     parser.add_argument("--set", action="append", default=[], help="config override, as train.py --set")
     parser.add_argument("--rank-set", action="append", default=None,
                         help=f"the ranking LoRA's overrides on top of --set (default {RANKED})")
@@ -101,7 +110,9 @@ def main() -> int:
         print(run.timing_table())
     ctx = Context(cfg, Path(args.out))
     ds, rc = ctx.ds, cfg.llm.rerank
-    valid_lines, test_lines = list(range(len(ds.splits["valid"]))), list(range(len(ds.splits["test"])))
+    valid_n = rc.valid_lines if args.valid_lines is None else args.valid_lines
+    valid_lines = sample_lines(len(ds.splits["valid"]), valid_n, cfg.seed)  # as the rerank stage samples them
+    test_lines = list(range(len(ds.splits["test"])))
     valid_ranker, test_ranker = CompletedRanks(ctx.dual_graph, ds, "valid"), CompletedRanks(ctx.dual_graph, ds, "test")
     test_ranker.prepare(test_lines)
     ranks = {"dual_graph": np.array([test_ranker.rank(line, []) for line in test_lines], np.float64)}
@@ -115,9 +126,11 @@ def main() -> int:
             report.setdefault("ranked_lora", trained | {"seconds": round(time.perf_counter() - t_train, 1)})
         scorer = TitleScorer(model, tok, ds, ctx.prompts, rc)
         t0 = time.perf_counter()
-        valid = score_lines(scorer, ctx.neighbours, ctx.rankings["valid_top"], valid_ranker, valid_lines, k, "valid")
+        valid = score_lines(scorer, ctx.neighbours, ctx.rankings["valid_top"], valid_ranker, valid_lines, k, "valid",
+                            progress=bar(f"{name} valid"))
         t1 = time.perf_counter()
-        test = score_lines(scorer, ctx.neighbours, ctx.rankings["test_top"], test_ranker, test_lines, k, "test")
+        test = score_lines(scorer, ctx.neighbours, ctx.rankings["test_top"], test_ranker, test_lines, k, "test",
+                           progress=bar(f"{name} test"))
         t2 = time.perf_counter()
         chosen = {}
         for which in ("calibrated", "raw"):
@@ -128,6 +141,10 @@ def main() -> int:
                                                 np.float64)
         ranks[f"{name}_llm_only"] = np.array([test_ranker.rank(line, r) for line, r in zip(test.lines, llm_only(test))],
                                              np.float64)
+        report.setdefault("scored", {})[name] = {  # for offline looks at other fusions without rescoring
+            split: {"lines": x.lines, "candidates": x.candidates, "dual": [np.round(d, 4).tolist() for d in x.dual],
+                    "llm": [np.round(v, 4).tolist() for v in x.llm], "raw": [np.round(v, 4).tolist() for v in x.raw]}
+            for split, x in (("valid", valid), ("test", test))}
         report["passes"][name] = {"lm": lm, "k": k, "valid_s": round(t1 - t0, 1), "test_s": round(t2 - t1, 1),
                                   "test_lines_per_s": round(len(test_lines) / (t2 - t1), 2), "chosen": chosen}
         print(f"{name}: valid {t1 - t0:.0f} s, test {t2 - t1:.0f} s ({len(test_lines) / (t2 - t1):.2f} lines/s); "

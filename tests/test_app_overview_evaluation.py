@@ -23,7 +23,7 @@ from urllm.stats import METRIC_NAMES, compare
 
 OVERVIEW, EVALUATION = "pages/1_Overview.py", "pages/7_Evaluation.py"
 ORDER = ["pop", "itemknn", "sasrec", "dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "llm4cdsr",
-         "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm", "rsllm"]
+         "urllm_free", "urllm_constrained", "urllm_candidates", "urllm_refined", "urllm", "urllm_rerank", "rsllm"]
 EVIL = '<script>alert("x")</script> & co'
 
 
@@ -172,7 +172,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     at = run_page(OVERVIEW, monkeypatch, arts, run="tiny")
     assert not at.exception
     warned = " ".join(w.value for w in at.warning)
-    assert "incomplete" in warned and "retrieval, lora, generation, rsllm, evaluation, projections" in warned
+    assert "incomplete" in warned and "retrieval, lora, generation, rerank, rsllm, evaluation, projections" in warned
     assert list(metric_tables(at)[0].index) == ORDER[:7]
     assert "No LoRA curve" in texts(at)
     assert traces(figure(at, "dual_graph: training loss"))

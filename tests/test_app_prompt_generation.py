@@ -60,18 +60,18 @@ def evaluated_line(run: RunData):
 
 def with_unevaluated_line(tiny_artifacts, tmp_path):
     """(artifacts, run, line): a copy of the tiny run in which one test line has no
-    precomputed generations and no RSLLM record. train.py now generates for every test
+    precomputed generations, no re-ranked list and no RSLLM record. train.py now generates for every test
     line; a run made with llm.eval_lines=N has such lines, and the app must handle them."""
     arts = copy_run(tiny_artifacts, tmp_path)
     folder = arts / "tiny"
-    for name in ("generations.json", "rsllm.json"):
+    for name in ("generations.json", "rsllm.json", "rerank.json"):
         data = json.loads((folder / name).read_text())
         line = data["lines"][-1]
         at = data["lines"].index(line)
         data["lines"].pop(at)
         data["records"].pop(str(line))
         ranks = data.get("ranks", {})
-        for per_method in ([ranks] if name == "rsllm.json" else [r for per_k in ranks.values() for r in per_k.values()]):
+        for per_method in ([ranks] if name != "generations.json" else [r for per_k in ranks.values() for r in per_k.values()]):
             per_method.pop(at)
         (folder / name).write_text(json.dumps(data))
     run = RunData.open("tiny", arts)
@@ -221,7 +221,7 @@ def test_generation_page_shows_precomputed_outputs_without_running_the_model(tin
     assert not at.exception
     assert "Precomputed by train.py" in texts(at)
     blocks = method_blocks(at)
-    assert list(blocks) == [*VARIANT_LABELS.values(), RSLLM, LLM4CDSR, "Dual-graph (stage 1)"]
+    assert list(blocks) == [*VARIANT_LABELS.values(), RERANK_LABEL, RSLLM, LLM4CDSR, "Dual-graph (stage 1)"]
     for variant, label in VARIANT_LABELS.items():
         stored = record["variants"][variant]
         shown = [m.value for m in blocks[label].markdown]

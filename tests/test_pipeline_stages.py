@@ -30,7 +30,8 @@ def test_every_config_path_names_a_field_of_the_run_config():
     inputs = stages.stage_inputs(cfg)  # raises on a path that names no field
     assert inputs["retrieval"]["config"] == {"llm.retrieval": dataclasses.asdict(cfg.llm.retrieval)}
     assert inputs["data"]["config"] == {"dataset": "synthetic?n_users=120"} and inputs["data"]["reads"] == {}
-    assert inputs["lora"]["reads"] == {"retrieval": stage_key(inputs["retrieval"])}
+    assert inputs["lora"]["reads"] == {"dual_graph": stage_key(inputs["dual_graph"]),  # its ranking loss's negatives
+                                       "retrieval": stage_key(inputs["retrieval"])}
     with pytest.raises(AttributeError):
         stages._config_value(cfg, "llm.no_such_field")
 
@@ -43,9 +44,11 @@ def test_files_version_enters_every_stage_key(monkeypatch):
 
 
 @pytest.mark.parametrize("override, rebuilt", [
-    ("llm.retrieval.vector=mixed", {"retrieval", "lora", "generation", "evaluation"}),
+    ("llm.retrieval.vector=mixed", {"retrieval", "lora", "generation", "rerank", "evaluation"}),
     ("fit.epochs=9", {"dual_graph", "dual_graph_no_graph", "dual_graph_readout_only", "llm4cdsr", "retrieval", "lora",
-                      "generation", "rsllm", "evaluation", "projections"}),
+                      "generation", "rerank", "rsllm", "evaluation", "projections"}),
+    ("llm.rerank.weights=0,1", {"rerank", "evaluation"}),  # the re-ranker's own settings touch only it
+    ("llm.lora.negatives=3", {"lora", "generation", "rerank", "rsllm", "evaluation", "projections"}),  # rsllm: the LoRA shape
     ("sasrec.dropouts=0.1,0.4", {"sasrec", "evaluation"}),  # a baseline's grid touches only itself
     ("itemknn.history_len=5", {"itemknn", "evaluation"}),
     ("llm.generation.num_beams=3", {"generation", "rsllm", "evaluation", "projections"}),

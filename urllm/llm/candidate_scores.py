@@ -36,24 +36,42 @@ def _mean_logprobs(head, hidden: list[torch.Tensor], targets: list[list[int]]) -
     return torch.stack([chunk.mean() for chunk in picked.split([len(t) for t in targets])])
 
 
+GROUP = 5  # candidates per search: titles sorted by length, so each group pads little
+
+
 def shared_title_scores(model, jobs: list[tuple[list[int], list[list[int]]]]) -> list[torch.Tensor]:
     """score_many's shared-prompt pass as tensors, differentiable when called with grad
-    enabled (the ranking loss of urllm/llm/finetune.py trains through it)."""
+    enabled (the ranking loss of urllm/llm/finetune.py trains through it). A prompt's
+    candidates, sorted by length, go GROUP at a time as the beams of one search after the
+    prompt's one copy of keys and values, right-padded to the group's longest: causal
+    attention keeps the padding out of every real position, and attention runs once per
+    group and layer rather than once per candidate (padding every title to the longest
+    would nearly double the tokens on Art-Office)."""
     decoder, head = _parts(model)
     device = head.weight.device
-    caches, inputs, lasts = [], [], []
+    caches, inputs, plan, lasts = [], [], [], []  # plan: per job, its groups as lists of candidate indexes
     for prompt_ids, candidates in jobs:
         out = decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
-        cache = shared_prefix.SharedPrefixCache.from_hf(out.past_key_values)
         lasts.append(out.last_hidden_state[0, -1:])
-        for ids in candidates:
-            if len(ids) > 1:  # the last token is only predicted, never fed
-                caches.append(cache.fork())
-                inputs.append(torch.tensor([ids[:-1]], device=device))
-    fed = iter(shared_prefix.step_many(decoder, caches, inputs, every_position=True) if inputs else [])
+        prefix = shared_prefix.SharedPrefixCache.from_hf(out.past_key_values)
+        order = sorted((i for i in range(len(candidates)) if len(candidates[i]) > 1), key=lambda i: len(candidates[i]))
+        groups = [order[g : g + GROUP] for g in range(0, len(order), GROUP)]
+        for group in groups:  # the last token of a title is only predicted, never fed
+            width = max(len(candidates[i]) - 1 for i in group)
+            fed = torch.zeros((len(group), width), dtype=torch.long, device=device)
+            for row, i in enumerate(group):
+                fed[row, : len(candidates[i]) - 1] = torch.tensor(candidates[i][:-1], device=device)
+            caches.append(prefix.fork())
+            inputs.append(fed)
+        plan.append(groups)
+    states = iter(shared_prefix.step_many(decoder, caches, inputs, every_position=True) if inputs else [])
     out = []
-    for last, (_, candidates) in zip(lasts, jobs):
-        hidden = [torch.cat([last, next(fed)]) if len(ids) > 1 else last for ids in candidates]
+    for last, groups, (_, candidates) in zip(lasts, plan, jobs):
+        hidden = [last] * len(candidates)  # a one-token answer (eos alone) is predicted by the prompt's last state
+        for group in groups:
+            grid = next(states).view(len(group), -1, last.shape[-1])
+            for row, i in enumerate(group):
+                hidden[i] = torch.cat([last, grid[row, : len(candidates[i]) - 1]])
         out.append(_mean_logprobs(head, hidden, candidates) if candidates else torch.zeros(0, device=device))
     return out
 

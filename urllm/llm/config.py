@@ -62,17 +62,18 @@ class LoraTrainConfig:
     # float32) or "float32"
     dtype: str = "bfloat16"
     # ranking loss (finetune.RankLoss): hard negatives per example, drawn from the dual-graph
-    # top-N (RerankConfig.candidates) of its training line; 0 = the answer loss alone
+    # top-`negatives_from` of its training line; 0 = the answer loss alone
     negatives: int = 0
+    negatives_from: int = 20  # as RerankConfig.candidates: the list the re-ranker re-orders
     rank_weight: float = 1.0  # the listwise term's weight beside the answer loss
     rank_temperature: float = 1.0  # softmax temperature on the mean log-probabilities per token
 
     def validate(self) -> None:
         if self.dtype not in ("bfloat16", "float32"):
             raise ValueError(f"LoraTrainConfig.dtype={self.dtype!r}: expected bfloat16 or float32")
-        if self.rank_weight < 0 or self.rank_temperature <= 0:
-            raise ValueError(f"LoraTrainConfig rank_weight={self.rank_weight!r} must be >= 0 and "
-                             f"rank_temperature={self.rank_temperature!r} > 0")
+        if self.negatives_from < 1 or self.rank_weight < 0 or self.rank_temperature <= 0:
+            raise ValueError(f"LoraTrainConfig negatives_from={self.negatives_from!r} must be >= 1, rank_weight="
+                             f"{self.rank_weight!r} >= 0 and rank_temperature={self.rank_temperature!r} > 0")
         for name, ok in {"r": self.r >= 1, "alpha": self.alpha >= 1, "steps": self.steps >= 1,
                          "batch_size": self.batch_size >= 1, "lr": self.lr > 0, "dropout": 0 <= self.dropout < 1}.items():
             if not ok:

@@ -284,9 +284,9 @@ def train_adapter(ctx: Context):
 
         train = ctx.ds.splits["train"]
         top_of = lambda lines: rank_examples(ctx.dual_graph, ctx.ds, [train[i] for i in lines],  # noqa: E731
-                                             top_n=cfg.llm.rerank.candidates)[2]
+                                             top_n=cfg.llm.lora.negatives_from)[2]
     examples = training_examples(ctx.ds, ctx.prompts, ctx.neighbours, _stage2_config(cfg), top_of,
-                                 cfg.llm.rerank.candidates)
+                                 cfg.llm.lora.negatives_from)
     model, tok = ctx.lm
     peft_model = add_lora(model, dataclasses.replace(cfg.llm.lora, seed=cfg.seed))
     report = train_lora(peft_model, tok, examples, cfg.llm.lora)
@@ -511,8 +511,8 @@ STAGE_TABLE = (  # in urllm.schema.STAGES order
     Stage("profiles", build_profiles, ("profiles", "llm.base_model", "llm.eval_lines", "seed"), ("data",)),
     Stage("llm4cdsr", build_llm4cdsr, ("llm4cdsr", "fit", "top_n", "seed", "llm.base_model"), ("data", "profiles")),
     Stage("retrieval", build_retrieval, ("llm.retrieval",), ("dual_graph",)),
-    Stage("lora", build_lora, ("llm.base_model", "llm.train_lines", "llm.prompt", "llm.lora", "llm.rerank.candidates",
-                               "seed"), ("dual_graph", "retrieval"), ddp=True),
+    Stage("lora", build_lora, ("llm.base_model", "llm.train_lines", "llm.prompt", "llm.lora", "seed"),
+          ("dual_graph", "retrieval"), ddp=True),
     Stage("generation", build_generation, ("llm.k", "llm.ks", "llm.eval_lines", "llm.valid_lines", "llm.fusion_weights",
                                            "llm.generation", "seed"), ("dual_graph", "retrieval", "lora")),
     Stage("rerank", build_rerank, ("llm.k", "llm.ks", "llm.eval_lines", "llm.rerank", "llm.generation.dtype",
