@@ -16,6 +16,7 @@ seconds per pass; writes <out>/rerank_ablations.json. Run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,33 @@ def with_scores(scored, which: str):
     import dataclasses
 
     return dataclasses.replace(scored, llm=scored.raw) if which == "raw" else scored
+
+
+def with_earlier(report: dict, path: Path) -> dict:
+    """`report` plus the variants an earlier invocation wrote to `path` and this one did not
+    rerun, when both scored the same lines with the same re-ranker config (one table for
+    variants measured on different days). Each variant keeps the command that measured it."""
+    report["commands"] = {name: report["command"] for name in report["passes"]}
+    if not path.exists():
+        return report
+    earlier = json.loads(path.read_text())
+    same = earlier.get("config") == report["config"] and earlier.get("valid_lines") == report["valid_lines"] and \
+        earlier["ranks"]["dual_graph"] == report["ranks"]["dual_graph"]
+    if not same:
+        print(f"{path}: an earlier invocation on other lines or another config; its variants are not kept")
+        return report
+    for name, seen in earlier["passes"].items():
+        if name in report["passes"]:
+            continue
+        report["passes"][name] = seen
+        report["commands"][name] = earlier.get("commands", {}).get(name, earlier["command"])
+        report.setdefault("scored", {})[name] = earlier["scored"][name]
+        for method, r in earlier["ranks"].items():
+            if method.startswith(name + "_"):
+                report["ranks"][method] = r
+        if name == "ranked_k1" and "ranked_lora" in earlier:
+            report["ranked_lora"] = earlier["ranked_lora"]
+    return report
 
 
 def bar(desc: str):
@@ -150,11 +178,13 @@ def main() -> int:
         print(f"{name}: valid {t1 - t0:.0f} s, test {t2 - t1:.0f} s ({len(test_lines) / (t2 - t1):.2f} lines/s); "
               f"weights {chosen['calibrated']['weight']:g} (calibrated), {chosen['raw']['weight']:g} (raw)", flush=True)
         del model, scorer
+    report["ranks"] = {m: [None if not np.isfinite(x) else int(x) for x in r] for m, r in ranks.items()}
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    report = with_earlier(report, Path(args.out) / "rerank_ablations.json")
+    ranks = {m: np.array([np.inf if x is None else x for x in r], np.float64) for m, r in report["ranks"].items()}
     domains = np.array([ex.domain for ex in ds.splits["test"]])
     metrics = compare(ranks, domains, ds.domains, cfg.seed, line_set="every test line")
     report["metrics"] = metrics
-    report["ranks"] = {m: [None if not np.isfinite(x) else int(x) for x in r] for m, r in ranks.items()}
-    report["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(Path(args.out) / "rerank_ablations.json", report)
     print("\n" + table(metrics, list(METRICS), "overall"))
     print(f"\nwall {report['seconds']:.0f} s; {len(test_lines)} test lines, {len(valid_lines)} valid lines")

@@ -67,6 +67,22 @@ def test_several_prompts_together_equal_each_alone(ds, tok, lm):
         np.testing.assert_allclose(scores, score_many(lm, [job])[0], rtol=1e-4, atol=1e-5)
 
 
+def test_prompts_of_different_lengths_in_one_padded_prefill_equal_each_alone(ds, tok, lm):
+    """The ranking loss's batched prefill (right padding, no mask) leaves every prompt's
+    scores, and their gradients' inputs, as a pass of its own gives them."""
+    from urllm.llm.candidate_scores import shared_title_scores
+
+    jobs = jobs_of(ds, tok, n_prompts=4)
+    jobs[1] = (jobs[1][0] + jobs[1][0], jobs[1][1])  # one prompt twice as long: the others are padded
+    assert len({len(p) for p, _ in jobs}) > 1
+    with torch.no_grad():
+        alone = shared_title_scores(lm, jobs)
+        padded = shared_title_scores(lm, jobs, batch_prompts=True)
+    for a, b, (prompt, candidates) in zip(alone, padded, jobs):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(b.numpy(), [brute_force(lm, prompt, c) for c in candidates], rtol=1e-4, atol=1e-5)
+
+
 def test_a_one_token_answer_and_an_empty_list_are_scored(ds, tok, lm):
     prompt = tok("This user bought", add_special_tokens=False)["input_ids"]
     got = score_many(lm, [(prompt, [[tok.eos_token_id]]), (prompt, [])])

@@ -36,24 +36,44 @@ def _mean_logprobs(head, hidden: list[torch.Tensor], targets: list[list[int]]) -
     return torch.stack([chunk.mean() for chunk in picked.split([len(t) for t in targets])])
 
 
+def _prefill(prompts: list[list[int]], decoder, device, batched: bool) -> list[tuple[shared_prefix.SharedPrefixCache, torch.Tensor]]:
+    """Per prompt: (its keys and values as a shared-prefix cache, its last position's hidden
+    state [1, hidden]). `batched` runs every prompt in ONE right-padded forward pass, so
+    each weight is read (and cast, under autocast) once for all of them: the ranking loss's
+    training step. With right padding no mask is needed (causal attention keeps every real
+    position off the padding); each cache is a view of its prompt's real positions. The
+    re-ranker's inference keeps one pass per prompt (no padding; its measured numbers)."""
+    if not batched:
+        outs = [decoder(input_ids=torch.tensor([p], device=device), use_cache=True) for p in prompts]
+        return [(shared_prefix.SharedPrefixCache.from_hf(o.past_key_values), o.last_hidden_state[0, -1:]) for o in outs]
+    if not prompts:
+        return []
+    lengths = [len(p) for p in prompts]
+    ids = torch.zeros((len(prompts), max(lengths)), dtype=torch.long, device=device)
+    for row, p in enumerate(prompts):
+        ids[row, : len(p)] = torch.tensor(p, device=device)
+    out = decoder(input_ids=ids, use_cache=True)
+    layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+    return [(shared_prefix.SharedPrefixCache([(k[row : row + 1, :, :n], v[row : row + 1, :, :n]) for k, v in layers]),
+             out.last_hidden_state[row, n - 1 : n]) for row, n in enumerate(lengths)]
+
+
 GROUP = 5  # candidates per search: titles sorted by length, so each group pads little
 
 
-def shared_title_scores(model, jobs: list[tuple[list[int], list[list[int]]]]) -> list[torch.Tensor]:
+def shared_title_scores(model, jobs: list[tuple[list[int], list[list[int]]]], batch_prompts: bool = False) -> list[torch.Tensor]:
     """score_many's shared-prompt pass as tensors, differentiable when called with grad
     enabled (the ranking loss of urllm/llm/finetune.py trains through it). A prompt's
     candidates, sorted by length, go GROUP at a time as the beams of one search after the
     prompt's one copy of keys and values, right-padded to the group's longest: causal
     attention keeps the padding out of every real position, and attention runs once per
     group and layer rather than once per candidate (padding every title to the longest
-    would nearly double the tokens on Art-Office)."""
+    would nearly double the tokens on Art-Office). `batch_prompts`: see _prefill."""
     decoder, head = _parts(model)
     device = head.weight.device
     caches, inputs, plan, lasts = [], [], [], []  # plan: per job, its groups as lists of candidate indexes
-    for prompt_ids, candidates in jobs:
-        out = decoder(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
-        lasts.append(out.last_hidden_state[0, -1:])
-        prefix = shared_prefix.SharedPrefixCache.from_hf(out.past_key_values)
+    for (prefix, last), (_, candidates) in zip(_prefill([p for p, _ in jobs], decoder, device, batch_prompts), jobs):
+        lasts.append(last)
         order = sorted((i for i in range(len(candidates)) if len(candidates[i]) > 1), key=lambda i: len(candidates[i]))
         groups = [order[g : g + GROUP] for g in range(0, len(order), GROUP)]
         for group in groups:  # the last token of a title is only predicted, never fed

@@ -96,7 +96,7 @@ class RankLoss(torch.nn.Module):
     def forward(self, batch: list[TrainExample]):
         from urllm.llm.candidate_scores import shared_title_scores
 
-        scores = shared_title_scores(self.model, [(e.prompt_ids, [e.answer_ids, *e.negatives]) for e in batch])
+        scores = shared_title_scores(self.model, [(e.prompt_ids, [e.answer_ids, *e.negatives]) for e in batch], batch_prompts=True)
         losses = []
         for s in scores:
             loss = -s[0]
