@@ -4,14 +4,17 @@
         [--variants tuned_k1 ranked_k1 base_k1 tuned_k0 tuned_k3] [--valid-lines N] [--set FIELD=VALUE ...]
 
 Builds (or reuses) only the stages the re-ranker needs in --out (data, dual_graph,
-retrieval, lora, rerank: `train.py`'s own stages and config, default profile), then scores
+retrieval, lora, rerank: `train.py`'s own stages and config, the demo profile), then scores
 each line's dual-graph top-N with the LLM once per variant (the LoRA-tuned or the base
 model; k neighbours in the prompt) on all valid lines (which choose the fusion weight) and
-all test lines. From each pass three methods are read: the fusion with calibrated LLM
-scores (the method), with raw LLM scores, and the LLM's order alone. Every method is on
+all test lines. From each pass four methods are read: the fusion with calibrated LLM
+scores (the method), with raw LLM scores, the calibrated fusion of the top-10 only
+(`--shorter`), and the LLM's order alone. Every method is on
 the same 2,000 test lines: HR@1/HR@10/MRR with 95% bootstrap intervals and the paired
 sign-flip test against the dual-graph model (urllm/stats.py). Prints the table and the
-seconds per pass; writes <out>/rerank_ablations.json. Run it on a quiet machine.
+seconds per pass; writes <out>/rerank_ablations.json, keeping the variants an earlier
+invocation measured on the same lines with the same re-ranker config (one table for
+variants measured at different times; each keeps its command). Run it on a quiet machine.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from report import table  # noqa: E402  (benchmarks/report.py: the README's table format)
 
 from urllm.io import atomic_write_json  # noqa: E402
-from urllm.methods.rerank import TitleScorer, choose_weight, rankings, score_lines  # noqa: E402
+from urllm.methods.rerank import ScoredLines, TitleScorer, choose_weight, rankings, score_lines  # noqa: E402
 from urllm.methods.urllm_stage2 import sample_lines  # noqa: E402
 from urllm.models.evaluation import CompletedRanks  # noqa: E402
 from urllm.pipeline.config import resolve, to_dict  # noqa: E402
@@ -58,6 +61,47 @@ def with_scores(scored, which: str):
     import dataclasses
 
     return dataclasses.replace(scored, llm=scored.raw) if which == "raw" else scored
+
+
+def shorter(scored, n: int):
+    """`scored` with each line's first n candidates only (the dual-graph top-n): what the
+    re-ranker does with llm.rerank.candidates = n, read from the same scores (a title's
+    score does not depend on the other candidates)."""
+    import dataclasses
+
+    return dataclasses.replace(scored, candidates=[c[:n] for c in scored.candidates], dual=[d[:n] for d in scored.dual],
+                               llm=[x[:n] for x in scored.llm], raw=[x[:n] for x in scored.raw])
+
+
+def read_pass(name: str, valid, test, ds, rc, test_ranker, shorter_n: list[int], ranks: dict) -> dict:
+    """The methods read from one variant's scores, into `ranks` (test rank per line): the
+    calibrated and the raw fusion, the calibrated fusion of the top-n only, the LLM alone;
+    each weight chosen on the valid lines. Returns the chosen weights and their MRR grids."""
+    def ranked(scored, weight):
+        return np.array([test_ranker.rank(line, r) for line, r in zip(scored.lines, rankings(scored, weight))], np.float64)
+
+    chosen = {}
+    reads = {which: (with_scores(valid, which), with_scores(test, which)) for which in ("calibrated", "raw")}
+    reads |= {f"calibrated_top{n}": (shorter(valid, n), shorter(test, n)) for n in shorter_n if n < rc.candidates}
+    for which, (v, t) in reads.items():
+        weight, grid = choose_weight(ds, v, rc.weights)
+        chosen[which] = {"weight": weight, "valid_MRR": grid}
+        ranks[f"{name}_{which}"] = ranked(t, weight)
+    ranks[f"{name}_llm_only"] = np.array([test_ranker.rank(line, r) for line, r in zip(test.lines, llm_only(test))],
+                                         np.float64)
+    return chosen
+
+
+def saved(valid, test) -> dict:
+    return {split: {"lines": x.lines, "candidates": x.candidates, "dual": [np.round(d, 6).tolist() for d in x.dual],
+                    "llm": [np.round(v, 6).tolist() for v in x.llm], "raw": [np.round(v, 6).tolist() for v in x.raw]}
+            for split, x in (("valid", valid), ("test", test))}
+
+
+def from_saved(entry: dict, split: str) -> ScoredLines:
+    x = entry[split]
+    return ScoredLines(split, x["lines"], x["candidates"], [np.asarray(d) for d in x["dual"]],
+                       [np.asarray(v) for v in x["llm"]], [np.asarray(v) for v in x["raw"]], [[] for _ in x["lines"]])
 
 
 def with_earlier(report: dict, path: Path) -> dict:
@@ -125,6 +169,10 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--valid-lines", type=int, default=None,
                         help="valid lines that choose the weights (a seeded sample; 0 = all; default llm.rerank.valid_lines)")
+    parser.add_argument("--shorter", type=int, nargs="*", default=[10],
+                        help="also read each pass with only the dual-graph top-n re-ordered (calibrated; weight re-chosen on valid)")
+    parser.add_argument("--reread", action="store_true",
+                        help="score nothing: read every variant saved in <out>/rerank_ablations.json again (new --shorter)")
     parser.add_argument("--set", action="append", default=[], help="config override, as train.py --set")
     parser.add_argument("--rank-set", action="append", default=None,
                         help=f"the ranking LoRA's overrides on top of --set (default {RANKED})")
@@ -145,7 +193,18 @@ def main() -> int:
     test_ranker.prepare(test_lines)
     ranks = {"dual_graph": np.array([test_ranker.rank(line, []) for line in test_lines], np.float64)}
     report = {"command": " ".join(sys.argv), "config": to_dict(rc), "valid_lines": len(valid_lines), "passes": {}}
-    for name in args.variants:
+    if args.reread:  # every saved variant's methods read again from its scores; nothing is scored
+        path = Path(args.out) / "rerank_ablations.json"
+        report = json.loads(path.read_text())
+        for name in report["passes"]:  # only the methods the file lacks: a saved score is rounded (1e-6;
+            entry, fresh = report["scored"][name], {}  # before 2026-12-05 1e-4), which can move a near tie
+            chosen = read_pass(name, from_saved(entry, "valid"), from_saved(entry, "test"), ds, rc, test_ranker,
+                               args.shorter, fresh)
+            report["passes"][name]["chosen"] = chosen | report["passes"][name]["chosen"]
+            report["ranks"] |= {m: [None if not np.isfinite(x) else int(x) for x in r] for m, r in fresh.items()
+                                if m not in report["ranks"]}
+        report.setdefault("rereads", []).append(" ".join(sys.argv))
+    for name in [] if args.reread else args.variants:
         lm, k = VARIANTS[name]
         t_train = time.perf_counter()
         overrides = [f"dataset={args.dataset}", *args.set, *(RANKED if args.rank_set is None else args.rank_set)]
@@ -160,27 +219,17 @@ def main() -> int:
         test = score_lines(scorer, ctx.neighbours, ctx.rankings["test_top"], test_ranker, test_lines, k, "test",
                            progress=bar(f"{name} test"))
         t2 = time.perf_counter()
-        chosen = {}
-        for which in ("calibrated", "raw"):
-            v, t = with_scores(valid, which), with_scores(test, which)
-            weight, grid = choose_weight(ds, v, rc.weights)
-            chosen[which] = {"weight": weight, "valid_MRR": grid}
-            ranks[f"{name}_{which}"] = np.array([test_ranker.rank(line, r) for line, r in zip(test.lines, rankings(t, weight))],
-                                                np.float64)
-        ranks[f"{name}_llm_only"] = np.array([test_ranker.rank(line, r) for line, r in zip(test.lines, llm_only(test))],
-                                             np.float64)
-        report.setdefault("scored", {})[name] = {  # for offline looks at other fusions without rescoring
-            split: {"lines": x.lines, "candidates": x.candidates, "dual": [np.round(d, 4).tolist() for d in x.dual],
-                    "llm": [np.round(v, 4).tolist() for v in x.llm], "raw": [np.round(v, 4).tolist() for v in x.raw]}
-            for split, x in (("valid", valid), ("test", test))}
+        chosen = read_pass(name, valid, test, ds, rc, test_ranker, args.shorter, ranks)
+        report.setdefault("scored", {})[name] = saved(valid, test)  # for offline reads (--reread) without rescoring
         report["passes"][name] = {"lm": lm, "k": k, "valid_s": round(t1 - t0, 1), "test_s": round(t2 - t1, 1),
                                   "test_lines_per_s": round(len(test_lines) / (t2 - t1), 2), "chosen": chosen}
         print(f"{name}: valid {t1 - t0:.0f} s, test {t2 - t1:.0f} s ({len(test_lines) / (t2 - t1):.2f} lines/s); "
               f"weights {chosen['calibrated']['weight']:g} (calibrated), {chosen['raw']['weight']:g} (raw)", flush=True)
         del model, scorer
-    report["ranks"] = {m: [None if not np.isfinite(x) else int(x) for x in r] for m, r in ranks.items()}
-    report["seconds"] = round(time.perf_counter() - start, 1)
-    report = with_earlier(report, Path(args.out) / "rerank_ablations.json")
+    if not args.reread:
+        report["ranks"] = {m: [None if not np.isfinite(x) else int(x) for x in r] for m, r in ranks.items()}
+        report["seconds"] = round(time.perf_counter() - start, 1)
+        report = with_earlier(report, Path(args.out) / "rerank_ablations.json")
     ranks = {m: np.array([np.inf if x is None else x for x in r], np.float64) for m, r in report["ranks"].items()}
     domains = np.array([ex.domain for ex in ds.splits["test"]])
     metrics = compare(ranks, domains, ds.domains, cfg.seed, line_set="every test line")

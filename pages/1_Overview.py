@@ -1,7 +1,7 @@
 """Overview: the run's dataset in figures, the test metrics of every method and LLM variant
 (overall and per target domain, with 95% intervals and the paired difference to dual_graph,
-every method on the same lines), the training curves of the stage-1 models and of the
-LoRA fine-tune, and what each stage of train.py cost. An incomplete run shows what its
+every method on the same lines), the training curves of one stage-1 model or of the LoRA
+fine-tune at a time (`?curve=dual_graph`), and what each stage of train.py cost. An incomplete run shows what its
 finished stages hold and names the missing ones."""
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from urllm.app.case_study import metric_rows
 from urllm.app.reader import LEGACY_NOTE
 from urllm.app.safe_text import escape_markdown as md
 from urllm.app.safe_text import inline_code
-from urllm.app.ui import guard, metric_tables, metrics_frame, sidebar
+from urllm.app.ui import guard, metric_tables, metrics_frame, sidebar, url_choice
 from urllm.schema import CURVE_METHODS, STAGES
 from urllm.stats import REFERENCE
 
+LORA = "LoRA fine-tune"  # the curve choice beside the stage-1 models
 LOSSES = ("ce", "infomax", "align", "contrastive", "profile", "total")  # whichever a model logs
 
 st.set_page_config(page_title="Overview · URLLM Studio", layout="wide")
@@ -93,25 +94,28 @@ curves = {m: guard(run.curve, m) for m in CURVE_METHODS}
 summaries = {s["name"]: s.get("summary") or {} for s in manifest["stages"]}
 trained = [m for m in CURVE_METHODS if curves[m]]
 lora = guard(run.lora_report)
-if not trained and not lora:
+# one model's curves at a time: every plotly chart costs the browser ~60 ms on a page switch,
+# and tabs would draw all nine hidden ones too
+choices = trained + ([LORA] if lora else [])
+if not choices:
     st.info("No training curve yet (the stage-1 models and the LoRA fine-tune write them).")
-if trained:
-    for tab, method in zip(st.tabs(trained), trained):
-        curve = curves[method]
-        left, right = tab.columns(2)
-        left.plotly_chart(line_chart(curve, "epoch", [c for c in LOSSES if c in curve[0]], f"{method}: training loss"))
-        right.plotly_chart(line_chart(curve, "epoch", ["valid_HR@10", "valid_MRR"], f"{method}: validation"))
-        best = summaries.get(method, {}).get("best_epoch")
-        tab.caption(f"{len(curve)} epochs in {curve[-1]['seconds']:.1f} s"  # seconds are counted from the start
-                    + (f"; the model of epoch {md(best)} (best validation MRR) is kept." if best else "."))
-if lora:
-    st.subheader("LoRA fine-tune")
-    st.plotly_chart(line_chart(lora["curve"], "step", ["loss"], "LoRA: loss on the answer tokens"))
-    cfg = lora.get("config", {})
-    st.caption(f"{len(lora['curve'])} steps in {lora.get('seconds', 0):.1f} s ({lora.get('tokens_per_s', 0):,.0f} tokens/s); "
-               f"r = {md(cfg.get('r'))}, alpha = {md(cfg.get('alpha'))}, lr = {md(cfg.get('lr'))}, "
-               f"batch {md(cfg.get('batch_size'))}, modules {md(', '.join(cfg.get('target_modules', [])))}.")
-elif trained:
+else:
+    shown = url_choice("curve", "Model", st.segmented_control, choices, default=choices[0]) or choices[0]
+    if shown == LORA:
+        st.plotly_chart(line_chart(lora["curve"], "step", ["loss"], "LoRA: loss on the answer tokens"))
+        cfg = lora.get("config", {})
+        st.caption(f"{len(lora['curve'])} steps in {lora.get('seconds', 0):.1f} s ({lora.get('tokens_per_s', 0):,.0f} tokens/s); "
+                   f"r = {md(cfg.get('r'))}, alpha = {md(cfg.get('alpha'))}, lr = {md(cfg.get('lr'))}, "
+                   f"batch {md(cfg.get('batch_size'))}, modules {md(', '.join(cfg.get('target_modules', [])))}.")
+    else:
+        curve = curves[shown]
+        left, right = st.columns(2)
+        left.plotly_chart(line_chart(curve, "epoch", [c for c in LOSSES if c in curve[0]], f"{shown}: training loss"))
+        right.plotly_chart(line_chart(curve, "epoch", ["valid_HR@10", "valid_MRR"], f"{shown}: validation"))
+        best = summaries.get(shown, {}).get("best_epoch")
+        st.caption(f"{len(curve)} epochs in {curve[-1]['seconds']:.1f} s"  # seconds are counted from the start
+                   + (f"; the model of epoch {md(best)} (best validation MRR) is kept." if best else "."))
+if trained and not lora:
     st.info("No LoRA curve: the run has no finished lora stage.")
 
 # ---- stages ----------------------------------------------------------------------------

@@ -134,18 +134,31 @@ def test_overview_draws_the_training_curves_from_the_run(tiny_artifacts, monkeyp
     run = tiny(tiny_artifacts)
     at = run_page(OVERVIEW, monkeypatch, tiny_artifacts, run="tiny")
     assert not at.exception
+    control = at.segmented_control(key="_url_curve")
+    assert control.options == ["sasrec", "dual_graph", "dual_graph_no_graph", "llm4cdsr", "LoRA fine-tune"]
+    titles = [f["layout"]["title"]["text"] for f in plotly_figures(at)]
+    assert titles == ["sasrec: training loss", "sasrec: validation"]  # one model's two charts, the first by default
+    assert set(traces(figure(at, "sasrec: training loss"))) == {"ce", "total"}
+
+    at = run_page(OVERVIEW, monkeypatch, tiny_artifacts, run="tiny", curve="dual_graph")  # a link to one model
     curve = run.curve("dual_graph")
     loss = traces(figure(at, "dual_graph: training loss"))
     assert set(loss) == {"ce", "infomax", "align", "total"}
     assert loss["infomax"]["y"] == pytest.approx([e["infomax"] for e in curve])
     valid = traces(figure(at, "dual_graph: validation"))
     assert valid["valid_MRR"]["y"] == pytest.approx([e["valid_MRR"] for e in curve])
-    assert set(traces(figure(at, "sasrec: training loss"))) == {"ce", "total"}
+
+    at.segmented_control(key="_url_curve").set_value("llm4cdsr").run()  # a click changes the charts and the URL
+    assert at.query_params["curve"] == "llm4cdsr"
     llm4cdsr = traces(figure(at, "llm4cdsr: training loss"))  # its adapter term and the profile guidance too
     assert set(llm4cdsr) == {"ce", "contrastive", "profile", "total"}
     assert llm4cdsr["profile"]["y"] == pytest.approx([e["profile"] for e in run.curve("llm4cdsr")])
+    assert len(plotly_figures(at)) == 2
+
+    at = run_page(OVERVIEW, monkeypatch, tiny_artifacts, run="tiny", curve="LoRA fine-tune")
     lora = traces(figure(at, "LoRA"))["loss"]
     assert lora["y"] == pytest.approx([s["loss"] for s in run.lora_report()["curve"]])
+    assert len(plotly_figures(at)) == 1
 
 
 def test_overview_of_a_run_older_than_a_stage_says_so(tmp_path, tiny_artifacts, monkeypatch):
@@ -175,7 +188,7 @@ def test_overview_of_an_incomplete_run_names_the_missing_stages(tmp_path, tiny_a
     assert "incomplete" in warned and "retrieval, lora, generation, rerank, rsllm, evaluation, projections" in warned
     assert list(metric_tables(at)[0].index) == ORDER[:7]
     assert "No LoRA curve" in texts(at)
-    assert traces(figure(at, "dual_graph: training loss"))
+    assert traces(figure(at, "sasrec: training loss")) and "LoRA fine-tune" not in at.segmented_control(key="_url_curve").options
 
     at = run_page(EVALUATION, monkeypatch, arts, run="tiny")
     assert not at.exception
