@@ -19,6 +19,7 @@ variants measured at different times; each keeps its command). Run it on a quiet
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -58,8 +59,6 @@ def llm_only(scored) -> list[list[int]]:
 
 def with_scores(scored, which: str):
     """A copy of `scored` whose `llm` field is its raw (uncalibrated) scores."""
-    import dataclasses
-
     return dataclasses.replace(scored, llm=scored.raw) if which == "raw" else scored
 
 
@@ -67,8 +66,6 @@ def shorter(scored, n: int):
     """`scored` with each line's first n candidates only (the dual-graph top-n): what the
     re-ranker does with llm.rerank.candidates = n, read from the same scores (a title's
     score does not depend on the other candidates)."""
-    import dataclasses
-
     return dataclasses.replace(scored, candidates=[c[:n] for c in scored.candidates], dual=[d[:n] for d in scored.dual],
                                llm=[x[:n] for x in scored.llm], raw=[x[:n] for x in scored.raw])
 
@@ -77,8 +74,8 @@ def read_pass(name: str, valid, test, ds, rc, test_ranker, shorter_n: list[int],
     """The methods read from one variant's scores, into `ranks` (test rank per line): the
     calibrated and the raw fusion, the calibrated fusion of the top-n only, the LLM alone;
     each weight chosen on the valid lines. Returns the chosen weights and their MRR grids."""
-    def ranked(scored, weight):
-        return np.array([test_ranker.rank(line, r) for line, r in zip(scored.lines, rankings(scored, weight))], np.float64)
+    def ranked(lines, orders):
+        return np.array([test_ranker.rank(line, r) for line, r in zip(lines, orders)], np.float64)
 
     chosen = {}
     reads = {which: (with_scores(valid, which), with_scores(test, which)) for which in ("calibrated", "raw")}
@@ -86,10 +83,14 @@ def read_pass(name: str, valid, test, ds, rc, test_ranker, shorter_n: list[int],
     for which, (v, t) in reads.items():
         weight, grid = choose_weight(ds, v, rc.weights)
         chosen[which] = {"weight": weight, "valid_MRR": grid}
-        ranks[f"{name}_{which}"] = ranked(t, weight)
-    ranks[f"{name}_llm_only"] = np.array([test_ranker.rank(line, r) for line, r in zip(test.lines, llm_only(test))],
-                                         np.float64)
+        ranks[f"{name}_{which}"] = ranked(t.lines, rankings(t, weight))
+    ranks[f"{name}_llm_only"] = ranked(test.lines, llm_only(test))
     return chosen
+
+
+def as_json(ranks: np.ndarray) -> list[int | None]:
+    """A method's test ranks for the file: None where the target is outside every list."""
+    return [None if not np.isfinite(x) else int(x) for x in ranks]
 
 
 def saved(valid, test) -> dict:
@@ -141,8 +142,6 @@ def model_for(lm: str, ctx: Context, cfg, profile: str, ranked_overrides: list[s
     """(the LM to score with, made ready as the rerank stage makes it, its tokenizer, and for
     "ranked" its training summary). Each starts from a freshly loaded base LM: making a
     model ready folds its adapter into the base weights."""
-    import dataclasses
-
     from urllm.llm.finetune import load_adapter
     from urllm.llm.generate import for_generation
     from urllm.pipeline.stages import train_adapter
@@ -201,8 +200,7 @@ def main() -> int:
             chosen = read_pass(name, from_saved(entry, "valid"), from_saved(entry, "test"), ds, rc, test_ranker,
                                args.shorter, fresh)
             report["passes"][name]["chosen"] = chosen | report["passes"][name]["chosen"]
-            report["ranks"] |= {m: [None if not np.isfinite(x) else int(x) for x in r] for m, r in fresh.items()
-                                if m not in report["ranks"]}
+            report["ranks"] |= {m: as_json(r) for m, r in fresh.items() if m not in report["ranks"]}
         report.setdefault("rereads", []).append(" ".join(sys.argv))
     for name in [] if args.reread else args.variants:
         lm, k = VARIANTS[name]
@@ -227,7 +225,7 @@ def main() -> int:
               f"weights {chosen['calibrated']['weight']:g} (calibrated), {chosen['raw']['weight']:g} (raw)", flush=True)
         del model, scorer
     if not args.reread:
-        report["ranks"] = {m: [None if not np.isfinite(x) else int(x) for x in r] for m, r in ranks.items()}
+        report["ranks"] = {m: as_json(r) for m, r in ranks.items()}
         report["seconds"] = round(time.perf_counter() - start, 1)
         report = with_earlier(report, Path(args.out) / "rerank_ablations.json")
     ranks = {m: np.array([np.inf if x is None else x for x in r], np.float64) for m, r in report["ranks"].items()}

@@ -68,8 +68,8 @@ def test_several_prompts_together_equal_each_alone(ds, tok, lm):
 
 
 def test_prompts_of_different_lengths_in_one_padded_prefill_equal_each_alone(ds, tok, lm):
-    """The ranking loss's batched prefill (right padding, no mask) leaves every prompt's
-    scores, and their gradients' inputs, as a pass of its own gives them."""
+    """The ranking loss's batched prefill (right padding, no mask) gives every prompt's
+    candidates the scores a pass of its own, and a plain full forward, give them."""
     from urllm.llm.candidate_scores import shared_title_scores
 
     jobs = jobs_of(ds, tok, n_prompts=4)
