@@ -44,11 +44,15 @@ from urllm.pipeline.writer import Run  # noqa: E402
 from urllm.stats import compare  # noqa: E402
 
 DATASET = "urllm:" + str(ROOT.parent / "shared/data/amazon-art-office")
-# name -> (LM, k): "tuned" the run's LoRA (answer loss), "ranked" a LoRA trained here with the
-# ranking loss (--rank-set), "base" no adapter
+# The LoRAs trained here with the ranking loss (finetune.RankLoss): their overrides on top of
+# --set. Each is saved to <out>/lora_<name> and reused by a later invocation with the same overrides.
+RANKING_LORAS = {
+    "ranked": ["llm.lora.negatives=5", "llm.train_lines=200", "llm.lora.steps=50"],  # 200 examples seen once
+    "ranked_long": ["llm.lora.negatives=9", "llm.train_lines=1000", "llm.lora.steps=250"],  # 1,000 seen once, 9 negatives
+}
+# name -> (LM, k): "tuned" the run's LoRA (answer loss), a RANKING_LORAS name, "base" no adapter
 VARIANTS = {"tuned_k1": ("tuned", 1), "ranked_k1": ("ranked", 1), "base_k1": ("base", 1), "tuned_k0": ("tuned", 0),
-            "tuned_k3": ("tuned", 3)}
-RANKED = ["llm.lora.negatives=5", "llm.train_lines=200", "llm.lora.steps=50"]  # the ranking LoRA: 200 examples seen once
+            "tuned_k3": ("tuned", 3), "ranked_long_k1": ("ranked_long", 1)}
 METRICS = ("HR@1", "HR@10", "MRR")
 
 
@@ -127,8 +131,9 @@ def with_earlier(report: dict, path: Path) -> dict:
         for method, r in earlier["ranks"].items():
             if method.startswith(name + "_"):
                 report["ranks"][method] = r
-        if name == "ranked_k1" and "ranked_lora" in earlier:
-            report["ranked_lora"] = earlier["ranked_lora"]
+        lm = seen["lm"]
+        if lm in earlier.get("trained", {}) and lm not in report.get("trained", {}):
+            report.setdefault("trained", {})[lm] = earlier["trained"][lm]
     return report
 
 
@@ -138,11 +143,12 @@ def bar(desc: str):
     return lambda xs: tqdm(xs, desc=desc, mininterval=30)
 
 
-def model_for(lm: str, ctx: Context, cfg, profile: str, ranked_overrides: list[str]):
+def model_for(lm: str, ctx: Context, cfg, profile: str, overrides: list[str]):
     """(the LM to score with, made ready as the rerank stage makes it, its tokenizer, and for
-    "ranked" its training summary). Each starts from a freshly loaded base LM: making a
-    model ready folds its adapter into the base weights."""
-    from urllm.llm.finetune import load_adapter
+    a ranking LoRA its training summary). Each starts from a freshly loaded base LM: making a
+    model ready folds its adapter into the base weights. A ranking LoRA is trained once with
+    `overrides` and saved to <out>/lora_<lm>; a later call with the same overrides loads it."""
+    from urllm.llm.finetune import load_adapter, read_report, save_adapter
     from urllm.llm.generate import for_generation
     from urllm.pipeline.stages import train_adapter
 
@@ -151,12 +157,19 @@ def model_for(lm: str, ctx: Context, cfg, profile: str, ranked_overrides: list[s
         return for_generation(base, cfg.llm.generation), tok, None
     if lm == "tuned":
         return for_generation(load_adapter(base, ctx.dir / "lora"), cfg.llm.generation), tok, None
-    ranked_cfg = resolve(profile, ranked_overrides)
+    folder = ctx.dir / f"lora_{lm}"
+    if (folder / "training.json").is_file() and read_report(folder).get("overrides") == overrides:
+        return for_generation(load_adapter(base, folder), cfg.llm.generation), tok, read_report(folder)["summary"]
+    ranked_cfg = resolve(profile, overrides)
     other = Context(ranked_cfg, ctx.dir, ctx.ds)
     other.lm = (base, tok)
+    start = time.perf_counter()
     peft_model, examples, report = train_adapter(other)
-    summary = {"config": dataclasses.asdict(ranked_cfg.llm.lora), "train_lines": ranked_cfg.llm.train_lines,
-               "examples": len(examples), "loss_first": report["curve"][0]["loss"], "loss_last": report["curve"][-1]["loss"]}
+    summary = {"overrides": overrides, "config": dataclasses.asdict(ranked_cfg.llm.lora),
+               "train_lines": ranked_cfg.llm.train_lines, "examples": len(examples),
+               "loss_first": report["curve"][0]["loss"], "loss_last": report["curve"][-1]["loss"],
+               "seconds": round(time.perf_counter() - start, 1)}
+    save_adapter(peft_model, folder, report | {"overrides": overrides, "summary": summary})
     return for_generation(peft_model, cfg.llm.generation), tok, summary
 
 
@@ -173,8 +186,6 @@ def main() -> int:
     parser.add_argument("--reread", action="store_true",
                         help="score nothing: read every variant saved in <out>/rerank_ablations.json again (new --shorter)")
     parser.add_argument("--set", action="append", default=[], help="config override, as train.py --set")
-    parser.add_argument("--rank-set", action="append", default=None,
-                        help=f"the ranking LoRA's overrides on top of --set (default {RANKED})")
     args = parser.parse_args()
 
     cfg = resolve(args.profile, [f"dataset={args.dataset}", *args.set])
@@ -204,11 +215,10 @@ def main() -> int:
         report.setdefault("rereads", []).append(" ".join(sys.argv))
     for name in [] if args.reread else args.variants:
         lm, k = VARIANTS[name]
-        t_train = time.perf_counter()
-        overrides = [f"dataset={args.dataset}", *args.set, *(RANKED if args.rank_set is None else args.rank_set)]
+        overrides = [f"dataset={args.dataset}", *args.set, *RANKING_LORAS.get(lm, [])]
         model, tok, trained = model_for(lm, ctx, cfg, args.profile, overrides)
         if trained:
-            report.setdefault("ranked_lora", trained | {"seconds": round(time.perf_counter() - t_train, 1)})
+            report.setdefault("trained", {})[lm] = trained
         scorer = TitleScorer(model, tok, ds, ctx.prompts, rc)
         t0 = time.perf_counter()
         valid = score_lines(scorer, ctx.neighbours, ctx.rankings["valid_top"], valid_ranker, valid_lines, k, "valid",
