@@ -41,4 +41,28 @@ def test_invocations_merge_and_a_reread_adds_rows_without_moving_measured_ones(t
     dual = third["ranks"]["dual_graph"]
     # re-ordering the dual-graph top-5 leaves every target outside it where it was
     assert all(t == d for t, d in zip(top5, dual) if d is None or d > 5)
+    moves, hr1 = third["top1_moves"], lambda r: sum(x == 1 for x in r)
+    ceiling = moves["ceiling"]
+    assert ceiling["first"] == hr1(dual) and ceiling["in_top_n"] == sum(d is not None and d <= ceiling["n"] for d in dual)
+    for method, ranks in third["ranks"].items():  # HR@1's change is exactly the lines moved in minus those moved out
+        if method != "dual_graph":
+            assert moves[method]["up"] - moves[method]["down"] == hr1(ranks) - hr1(dual)
+            assert moves[method]["up"] <= ceiling["in_top_n"] - ceiling["first"]  # only the top-n moves
     assert third["passes"]["tuned_k0"]["chosen"]["calibrated_top5"]["weight"] in {0.0, *map(float, third["config"]["weights"])}
+
+
+def test_a_ranking_lora_is_trained_once_and_reused_by_a_later_invocation(tmp_path):
+    first = bench(tmp_path, "--variants", "ranked_k1")
+    adapter = tmp_path / "lora_ranked" / "adapter_model.safetensors"
+    written = adapter.stat().st_mtime_ns
+    trained = first["trained"]["ranked"]
+    assert trained["examples"] > 0 and "llm.lora.negatives=5" in trained["overrides"]
+
+    again = bench(tmp_path, "--variants", "ranked_k1")  # loads the saved adapter: same file, same scores
+    assert adapter.stat().st_mtime_ns == written
+    assert again["trained"]["ranked"] == trained
+    assert again["ranks"]["ranked_k1_calibrated"] == first["ranks"]["ranked_k1_calibrated"]
+    assert again["scored"]["ranked_k1"]["test"]["llm"] == first["scored"]["ranked_k1"]["test"]["llm"]
+
+    other = bench(tmp_path, "--variants", "tuned_k1")  # a variant of another LM keeps the earlier one's training summary
+    assert set(other["passes"]) == {"ranked_k1", "tuned_k1"} and other["trained"]["ranked"] == trained
