@@ -48,11 +48,12 @@ DATASET = "urllm:" + str(ROOT.parent / "shared/data/amazon-art-office")
 # --set. Each is saved to <out>/lora_<name> and reused by a later invocation with the same overrides.
 RANKING_LORAS = {
     "ranked": ["llm.lora.negatives=5", "llm.train_lines=200", "llm.lora.steps=50"],  # 200 examples seen once
+    "ranked_mid": ["llm.lora.negatives=5", "llm.train_lines=400", "llm.lora.steps=100"],  # 400 seen once
     "ranked_long": ["llm.lora.negatives=9", "llm.train_lines=1000", "llm.lora.steps=250"],  # 1,000 seen once, 9 negatives
 }
 # name -> (LM, k): "tuned" the run's LoRA (answer loss), a RANKING_LORAS name, "base" no adapter
 VARIANTS = {"tuned_k1": ("tuned", 1), "ranked_k1": ("ranked", 1), "base_k1": ("base", 1), "tuned_k0": ("tuned", 0),
-            "tuned_k3": ("tuned", 3), "ranked_long_k1": ("ranked_long", 1)}
+            "tuned_k3": ("tuned", 3), "ranked_mid_k1": ("ranked_mid", 1), "ranked_long_k1": ("ranked_long", 1)}
 METRICS = ("HR@1", "HR@10", "MRR")
 
 
