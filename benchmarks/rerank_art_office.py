@@ -1,20 +1,21 @@
 """Does the LLM earn its place? "urllm_rerank" and its ablations on every Art-Office test line.
 
     .venv/bin/python benchmarks/rerank_art_office.py [--out artifacts/rerank-art-office]
-        [--variants tuned_k1 ranked_k1 base_k1 tuned_k0 tuned_k3] [--valid-lines N] [--set FIELD=VALUE ...]
+        [--variants tuned_k1 ranked_k1 ...] [--valid-lines N] [--set FIELD=VALUE ...]
 
 Builds (or reuses) only the stages the re-ranker needs in --out (data, dual_graph,
 retrieval, lora, rerank: `train.py`'s own stages and config, the demo profile), then scores
-each line's dual-graph top-N with the LLM once per variant (the LoRA-tuned or the base
-model; k neighbours in the prompt) on all valid lines (which choose the fusion weight) and
-all test lines. From each pass four methods are read: the fusion with calibrated LLM
-scores (the method), with raw LLM scores, the calibrated fusion of the top-10 only
-(`--shorter`), and the LLM's order alone. Every method is on
-the same 2,000 test lines: HR@1/HR@10/MRR with 95% bootstrap intervals and the paired
-sign-flip test against the dual-graph model (urllm/stats.py). Prints the table and the
-seconds per pass; writes <out>/rerank_ablations.json, keeping the variants an earlier
-invocation measured on the same lines with the same re-ranker config (one table for
-variants measured at different times; each keeps its command). Run it on a quiet machine.
+each line's dual-graph top-N with the LLM once per variant (the run's LoRA, a ranking LoRA
+trained here (RANKING_LORAS) or the base model; k neighbours in the prompt) on the valid
+lines (which choose the fusion weight) and all test lines. From each pass four methods are
+read: the fusion with calibrated LLM scores (the method), with raw LLM scores, the
+calibrated fusion of the top-10 only (`--shorter`), and the LLM's order alone. Every method
+is on the same 2,000 test lines: HR@1/HR@10/MRR with 95% bootstrap intervals and the paired
+sign-flip test against the dual-graph model (urllm/stats.py), and the lines each moved into
+and out of first place. Prints the table and the seconds per pass; writes
+<out>/rerank_ablations.json, keeping the variants an earlier invocation measured on the same
+lines with the same re-ranker config (one table for variants measured at different times;
+each keeps its command). Run it on a quiet machine.
 """
 from __future__ import annotations
 
@@ -158,11 +159,11 @@ def bar(desc: str):
 
 def train_ranking_lora(profile: str, overrides: list[str], folder: Path) -> None:
     """Train the ranking LoRA of `overrides` and save it to `folder` (its training summary in
-    training.json). Run in a child process (model_for): scoring in the process that trained
-    was 2-4x slower on Art-Office (0.44 test lines/s after the 250-step fine-tune, 1.01 after
-    50 steps, against about 1.6 in a fresh process), its training steps too slowing as it
-    went (6.6 s to 17 s a step) with memory flat, which points at the process's heap, not
-    the model: the same adapter scores at full speed after a reload."""
+    training.json). Run in a child process (model_for): on Art-Office, scoring in the process
+    that trained ran at 0.44 valid lines/s after the 250-step fine-tune (1.01 test lines/s
+    after the 50-step one), the same adapter reloaded in a fresh process at 1.20 test lines/s;
+    the training steps slowed too (6.6 s to 17 s) with memory flat: the process's state (its
+    heap, most likely), not the model, since adapters score alike in a fresh process."""
     from urllm.llm.finetune import save_adapter
     from urllm.pipeline.stages import train_adapter
 
