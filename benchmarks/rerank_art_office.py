@@ -162,8 +162,8 @@ def train_ranking_lora(profile: str, overrides: list[str], folder: Path) -> None
     training.json). Run in a child process (model_for): on Art-Office, scoring in the process
     that trained ran at 0.44 valid lines/s after the 250-step fine-tune (1.01 test lines/s
     after the 50-step one), the same adapter reloaded in a fresh process at 1.20 test lines/s;
-    the training steps slowed too (6.6 s to 17 s) with memory flat: the process's state (its
-    heap, most likely), not the model, since adapters score alike in a fresh process."""
+    the training steps slowed too (6.6 s to 17 s) with memory flat. The process's state, not
+    the model (adapters score alike in a fresh process); which part of it is not pinned down."""
     from urllm.llm.finetune import save_adapter
     from urllm.pipeline.stages import train_adapter
 
