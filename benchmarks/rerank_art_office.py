@@ -188,20 +188,19 @@ def model_for(lm: str, ctx: Context, cfg, profile: str, overrides: list[str]):
     from urllm.llm.finetune import load_adapter, read_report
     from urllm.llm.generate import for_generation
 
-    if lm not in ("base", "tuned"):
-        folder = ctx.dir / f"lora_{lm}"
-        if not ((folder / "training.json").is_file() and read_report(folder).get("overrides") == overrides):
-            child = multiprocessing.get_context("spawn").Process(target=train_ranking_lora, args=(profile, overrides, folder))
-            child.start()
-            child.join()
-            if child.exitcode != 0:
-                raise SystemExit(f"training the ranking LoRA {lm!r} failed (exit code {child.exitcode}); see above")
+    ranking = lm not in ("base", "tuned")
+    folder = ctx.dir / (f"lora_{lm}" if ranking else "lora")
+    if ranking and not ((folder / "training.json").is_file() and read_report(folder).get("overrides") == overrides):
+        child = multiprocessing.get_context("spawn").Process(target=train_ranking_lora, args=(profile, overrides, folder))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise SystemExit(f"training the ranking LoRA {lm!r} failed (exit code {child.exitcode}); see above")
     base, tok = ctx.fresh_lm()
     if lm == "base":
         return for_generation(base, cfg.llm.generation), tok, None
-    folder = ctx.dir / ("lora" if lm == "tuned" else f"lora_{lm}")
     model = for_generation(load_adapter(base, folder), cfg.llm.generation)
-    return model, tok, None if lm == "tuned" else read_report(folder)["summary"]
+    return model, tok, read_report(folder)["summary"] if ranking else None
 
 
 def main() -> int:
