@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     input file, refused run folder or failed write (nothing written before the checks)."""
     args = parse_args(argv)
     from urllm.data import DataError, load_dataset
+    from urllm.llm.checks import check_llm
     from urllm.pipeline import distributed
     from urllm.pipeline.config import resolve, to_dict
     from urllm.pipeline.stages import run_pipeline
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + args.set
         cfg = resolve(args.profile, overrides)
+        check_llm(cfg.device, cfg.llm.base_model, cfg.llm.lora.target_modules)  # device, base model, LoRA layers
         rank = distributed.start(cfg.device)  # under torchrun: the process groups (their timeouts: distributed.py)
     except ValueError as err:  # DataError included: the spec is parsed here
         print(f"error: {err}", file=sys.stderr)

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from report import table  # noqa: E402  (benchmarks/report.py: the README's table format)
 
 from urllm.io import atomic_write_json  # noqa: E402
+from urllm.llm.checks import check_llm  # noqa: E402
 from urllm.methods.rerank import ScoredLines, TitleScorer, choose_weight, rankings, score_lines  # noqa: E402
 from urllm.methods.urllm_stage2 import sample_lines  # noqa: E402
 from urllm.models.evaluation import CompletedRanks  # noqa: E402
@@ -219,6 +220,7 @@ def main() -> int:
     args = parser.parse_args()
 
     cfg = resolve(args.profile, [f"dataset={args.dataset}", *args.set])
+    check_llm(cfg.device, cfg.llm.base_model, cfg.llm.lora.target_modules)  # before any stage runs
     torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
     with Run(Path(args.out), to_dict(cfg) | {"profile": args.profile}, ROOT) as run:

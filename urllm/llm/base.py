@@ -220,7 +220,7 @@ def resolve_base_model(name_or_path: str | Path | None = DEFAULT_BASE_MODEL, *,
         "pass the local folder DIR, or pass allow_download=True to let transformers fetch it")
 
 
-def _check_causal_lm(src: Path | str, local_only: bool):
+def causal_lm_config(src: Path | str, local_only: bool):
     """The model config of src, or BaseModelError when it is not a decoder-only causal LM."""
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
@@ -273,7 +273,7 @@ def load_base_model(name_or_path: str | Path | None = DEFAULT_BASE_MODEL, dtype:
     src = resolve_base_model(name_or_path, allow_download=allow_download, verbose=verbose)
     local_only = not allow_download
     with _hub_offline(local_only):
-        config = _check_causal_lm(src, local_only)
+        config = causal_lm_config(src, local_only)
         model = AutoModelForCausalLM.from_pretrained(src, config=config, dtype=dtype, local_files_only=local_only)
         tokenizer = AutoTokenizer.from_pretrained(src, local_files_only=local_only)
     model.eval()
