@@ -11,8 +11,9 @@ lines (which choose the fusion weight) and all test lines. From each pass four m
 read: the fusion with calibrated LLM scores (the method), with raw LLM scores, the
 calibrated fusion of the top-10 only (`--shorter`), and the LLM's order alone. Every method
 is on the same 2,000 test lines: HR@1/HR@10/MRR with 95% bootstrap intervals and the paired
-sign-flip test against the dual-graph model (urllm/stats.py), and the lines each moved into
-and out of first place. Prints the table and the seconds per pass; writes
+sign-flip test against the dual-graph model (urllm/stats.py), the lines each moved into
+and out of first place, and the best any fusion weight could do, read on the test lines
+(`weight_bound`: a bound on choosing the weight, not a method). Prints the table and the seconds per pass; writes
 <out>/rerank_ablations.json, keeping the variants an earlier invocation measured on the same
 lines with the same re-ranker config (one table for variants measured at different times;
 each keeps its command). Run it on a quiet machine.
@@ -43,7 +44,7 @@ from urllm.pipeline.config import resolve, to_dict  # noqa: E402
 from urllm.pipeline.context import Context  # noqa: E402
 from urllm.pipeline.stages import run_pipeline  # noqa: E402
 from urllm.pipeline.writer import Run  # noqa: E402
-from urllm.stats import compare  # noqa: E402
+from urllm.stats import compare, line_values, paired_test  # noqa: E402
 
 DATASET = "urllm:" + str(ROOT.parent / "shared/data/amazon-art-office")
 # The LoRAs trained here with the ranking loss (finetune.RankLoss): their overrides on top of
@@ -149,6 +150,32 @@ def top1_moves(ranks: dict[str, np.ndarray], n: int) -> dict:
     for method, r in ranks.items():
         if method != "dual_graph":
             out[method] = {"up": int(((r == 1) & (dual > 1)).sum()), "down": int(((r > 1) & (dual == 1)).sum())}
+    return out
+
+
+def weight_bound(scored: dict, test_ranker, dual: np.ndarray, weights, shorter_n: list[int], n: int,
+                 seed: int) -> dict:
+    """Every weight of the grid read on the TEST lines themselves, per pass and per fused read
+    (calibrated, raw, calibrated top-n): the best HR@1 and the best MRR any choice of the
+    weight could have given, each with its paired test against the dual-graph model. A bound
+    on what choosing the weight on more valid lines can reach, not a method. Read from the
+    saved (rounded) scores, so a near tie may differ from the pass's own row by a line."""
+    grid = sorted({0.0, *map(float, weights)})
+    reference = line_values(dual)
+    out = {}
+    for name, entry in scored.items():
+        test = from_saved(entry, "test")
+        reads = {"calibrated": test, "raw": with_scores(test, "raw")}
+        reads |= {f"calibrated_top{k}": shorter(test, k) for k in shorter_n if k < n}
+        for which, t in reads.items():
+            values = {w: line_values(np.array([test_ranker.rank(line, r) for line, r in zip(t.lines, rankings(t, w))]))
+                      for w in grid}
+            best = {}
+            for metric in ("HR@1", "MRR"):  # ties go to the smaller weight, as on valid
+                w = max(grid, key=lambda x: (round(float(values[x][metric].mean()), 9), -x))
+                test_ = paired_test({metric: values[w][metric]}, {metric: reference[metric]}, seed)[metric]
+                best[metric] = {"weight": w, "delta": round(test_["delta"], 6), "p": round(test_["p"], 4)}
+            out[f"{name}_{which}"] = best
     return out
 
 
@@ -275,12 +302,18 @@ def main() -> int:
     metrics = compare(ranks, domains, ds.domains, cfg.seed, line_set="every test line")
     report["metrics"] = metrics
     report["top1_moves"] = moves = top1_moves(ranks, rc.candidates)
+    report["weight_bound"] = bound = weight_bound(report["scored"], test_ranker, ranks["dual_graph"], rc.weights,
+                                                  args.shorter, rc.candidates, cfg.seed)
     atomic_write_json(Path(args.out) / "rerank_ablations.json", report)
     print("\n" + table(metrics, list(METRICS), "overall"))
     c = moves["ceiling"]
     print(f"\ntargets in the dual-graph top-{c['n']}: {c['in_top_n']} of {c['lines']} test lines, {c['first']} of them first; "
           "lines moved into / out of first place: " + ", ".join(f"{m} {v['up']}/{v['down']}" for m, v in moves.items()
                                                               if m != "ceiling"))
+    print("\nthe weight chosen on the TEST lines (a bound on any choice, not a method): best ΔHR@1 (p), best ΔMRR (p)")
+    for method, b in bound.items():
+        print(f"  {method}: {b['HR@1']['delta']:+.4f} (p {b['HR@1']['p']:.3f}, w {b['HR@1']['weight']:g}), "
+              f"{b['MRR']['delta']:+.4f} (p {b['MRR']['p']:.3f}, w {b['MRR']['weight']:g})")
     print(f"\nwall {report['seconds']:.0f} s; {len(test_lines)} test lines, {len(valid_lines)} valid lines")
     return 0
 

@@ -1,10 +1,14 @@
 """benchmarks/rerank_art_office.py on the tiny profile: variants measured by separate
 invocations land in one table, and --reread adds methods from the saved scores without
-scoring and without moving a measured row."""
+scoring and without moving a measured row; the test-line weight bound is never below a row."""
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+
+from urllm.stats import line_values
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +52,19 @@ def test_invocations_merge_and_a_reread_adds_rows_without_moving_measured_ones(t
         if method != "dual_graph":
             assert moves[method]["up"] - moves[method]["down"] == hr1(ranks) - hr1(dual)
             assert moves[method]["up"] <= ceiling["in_top_n"] - ceiling["first"]  # only the top-n moves
-    assert third["passes"]["tuned_k0"]["chosen"]["calibrated_top5"]["weight"] in {0.0, *map(float, third["config"]["weights"])}
+    grid = {0.0, *map(float, third["config"]["weights"])}
+    assert third["passes"]["tuned_k0"]["chosen"]["calibrated_top5"]["weight"] in grid
+    # the weight read on the test lines bounds every weight chosen on valid: never below the
+    # chosen row (one line of slack where the row came from unrounded scores), never below 0 (w = 0)
+    bound = third["weight_bound"]
+    assert set(bound) == {f"{p}_{r}" for p in ("tuned_k1", "tuned_k0") for r in ("calibrated", "raw", "calibrated_top5")}
+    for method, best in bound.items():
+        values = line_values(np.array([np.inf if r is None else r for r in third["ranks"][method]]))
+        reference = line_values(np.array([np.inf if r is None else r for r in dual]))
+        slack = 0 if method.endswith("top5") else 1 / n
+        for metric in ("HR@1", "MRR"):
+            assert best[metric]["weight"] in grid and best[metric]["delta"] >= 0 and 0 < best[metric]["p"] <= 1
+            assert best[metric]["delta"] >= (values[metric] - reference[metric]).mean() - slack - 1e-6, (method, metric)
 
 
 def test_a_ranking_lora_is_trained_once_and_reused_by_a_later_invocation(tmp_path):

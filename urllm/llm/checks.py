@@ -7,7 +7,7 @@ Without these checks a larger local model (a Qwen2 or GPT-2 folder, say) with th
 default `llm.lora.target_modules`, or `device=cuda` on a machine without CUDA, ran the
 stage-1 models for minutes (hours on Art-Office) and then stopped in a traceback.
 The model is built on torch's meta device to read its layer names: no weights are
-loaded or allocated, so a billion-parameter folder checks in about a second.
+loaded or allocated (a 1.8 B-parameter Qwen2 skeleton builds in 0.03 s).
 """
 from __future__ import annotations
 
