@@ -82,3 +82,29 @@ def test_a_ranking_lora_is_trained_once_and_reused_by_a_later_invocation(tmp_pat
 
     other = bench(tmp_path, "--variants", "tuned_k1")  # a variant of another LM keeps the earlier one's training summary
     assert set(other["passes"]) == {"ranked_k1", "tuned_k1"} and other["trained"]["ranked"] == trained
+
+
+def test_the_closest_variant_is_a_train_py_run_with_the_same_ranks(tmp_path):
+    """The README's closest variant (the 200-prompt ranking LoRA, calibrated fusion) is
+    train.py's urllm_rerank with RANKING_LORAS["ranked"] as overrides: same weight, same ranks."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from rerank_art_office import RANKING_LORAS
+
+    data = "synthetic?n_users=120"  # the tiny profile's own dataset, as train.py reads it
+    done = subprocess.run([sys.executable, "benchmarks/rerank_art_office.py", "--out", str(tmp_path / "bench"), "--dataset",
+                           data, "--profile", "tiny", "--valid-lines", "0", "--variants", "ranked_k1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    overrides = [arg for o in [*RANKING_LORAS["ranked"], "llm.rerank.valid_lines=0"] for arg in ("--set", o)]
+    done = subprocess.run([sys.executable, "train.py", "--profile", "tiny", "--out", str(tmp_path / "run"), *overrides],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    bench = json.loads((tmp_path / "bench" / "rerank_ablations.json").read_text())
+    run = json.loads((tmp_path / "run" / "rerank.json").read_text())
+    weight = bench["passes"]["ranked_k1"]["chosen"]["calibrated"]["weight"]
+    assert weight > 0 and run["weight"] == weight  # the LLM is in the fused list, not the dual-graph order alone
+    ranks = bench["ranks"]["ranked_k1_calibrated"]
+    assert run["lines"] == list(range(len(ranks))) and run["ranks"] == ranks
+    assert ranks != bench["ranks"]["dual_graph"]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["config"]["llm"]["lora"]["negatives"] == 5 and "urllm_rerank" in manifest["metrics"]
