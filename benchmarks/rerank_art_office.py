@@ -6,7 +6,8 @@
 Builds (or reuses) only the stages the re-ranker needs in --out (data, dual_graph,
 retrieval, lora, rerank: `train.py`'s own stages and config, the demo profile), then scores
 each line's dual-graph top-N with the LLM once per variant (the run's LoRA, a ranking LoRA
-trained here (RANKING_LORAS) or the base model; k neighbours in the prompt) on the valid
+trained here (RANKING_LORAS) or the base model; k neighbours in the prompt; for `listed_k1`
+the prompt lists the candidates, LLaRA-style) on the valid
 lines (which choose the fusion weight) and all test lines. From each pass four methods are
 read: the fusion with calibrated LLM scores (the method), with raw LLM scores, the
 calibrated fusion of the top-10 only (`--shorter`), and the LLM's order alone. Every method
@@ -37,6 +38,7 @@ from report import table  # noqa: E402  (benchmarks/report.py: the README's tabl
 
 from urllm.io import atomic_write_json  # noqa: E402
 from urllm.llm.checks import check_llm  # noqa: E402
+from urllm.llm.config import RerankConfig  # noqa: E402
 from urllm.methods.rerank import ScoredLines, TitleScorer, choose_weight, rankings, score_lines  # noqa: E402
 from urllm.methods.urllm_stage2 import sample_lines  # noqa: E402
 from urllm.models.evaluation import CompletedRanks  # noqa: E402
@@ -56,7 +58,9 @@ RANKING_LORAS = {
 }
 # name -> (LM, k): "tuned" the run's LoRA (answer loss), a RANKING_LORAS name, "base" no adapter
 VARIANTS = {"tuned_k1": ("tuned", 1), "ranked_k1": ("ranked", 1), "base_k1": ("base", 1), "tuned_k0": ("tuned", 0),
-            "tuned_k3": ("tuned", 3), "ranked_mid_k1": ("ranked_mid", 1), "ranked_long_k1": ("ranked_long", 1)}
+            "tuned_k3": ("tuned", 3), "ranked_mid_k1": ("ranked_mid", 1), "ranked_long_k1": ("ranked_long", 1),
+            "listed_k1": ("tuned", 1)}
+LISTED = {"listed_k1"}  # the prompt lists the candidates (llm.rerank.list_candidates, LLaRA-style)
 METRICS = ("HR@1", "HR@10", "MRR")
 
 
@@ -121,7 +125,8 @@ def with_earlier(report: dict, path: Path) -> dict:
     if not path.exists():
         return report
     earlier = json.loads(path.read_text())
-    same = earlier.get("config") == report["config"] and earlier.get("valid_lines") == report["valid_lines"] and \
+    # a config field added after the earlier invocation, at its default, is the same config
+    same = {**to_dict(RerankConfig()), **earlier.get("config", {})} == report["config"] and earlier.get("valid_lines") == report["valid_lines"] and \
         earlier["ranks"]["dual_graph"] == report["ranks"]["dual_graph"]
     if not same:
         print(f"{path}: an earlier invocation on other lines or another config; its variants are not kept")
@@ -278,7 +283,7 @@ def main() -> int:
         model, tok, trained = model_for(lm, ctx, cfg, args.profile, overrides)
         if trained:
             report.setdefault("trained", {})[lm] = trained
-        scorer = TitleScorer(model, tok, ds, ctx.prompts, rc)
+        scorer = TitleScorer(model, tok, ds, ctx.prompts, dataclasses.replace(rc, list_candidates=name in LISTED))
         t0 = time.perf_counter()
         valid = score_lines(scorer, ctx.neighbours, ctx.rankings["valid_top"], valid_ranker, valid_lines, k, "valid",
                             progress=bar(f"{name} valid"))
@@ -288,7 +293,7 @@ def main() -> int:
         t2 = time.perf_counter()
         chosen = read_pass(name, valid, test, ds, rc, test_ranker, args.shorter, ranks)
         report.setdefault("scored", {})[name] = saved(valid, test)  # for offline reads (--reread) without rescoring
-        report["passes"][name] = {"lm": lm, "k": k, "valid_s": round(t1 - t0, 1), "test_s": round(t2 - t1, 1),
+        report["passes"][name] = {"lm": lm, "k": k, "listed": name in LISTED, "valid_s": round(t1 - t0, 1), "test_s": round(t2 - t1, 1),
                                   "test_lines_per_s": round(len(test_lines) / (t2 - t1), 2), "chosen": chosen}
         print(f"{name}: valid {t1 - t0:.0f} s, test {t2 - t1:.0f} s ({len(test_lines) / (t2 - t1):.2f} lines/s); "
               f"weights {chosen['calibrated']['weight']:g} (calibrated), {chosen['raw']['weight']:g} (raw)", flush=True)

@@ -67,6 +67,26 @@ def test_prompt_budget_drops_oldest_items_of_the_longest_list(ds, tok):
         PromptBuilder(ds, tok, PromptConfig(max_tokens=bare.n_tokens - 1)).build(ex.history, ex.domain, [neighbor])
 
 
+def test_a_listed_prompt_names_every_candidate_outside_the_budget(ds, tok):
+    """llm.rerank.list_candidates: the question lists the candidates in item-id order (not the
+    ranking's), and the history and neighbours shown are those of the prompt without the list."""
+    ex = max(ds.splits["test"], key=lambda e: len(e.history))
+    neighbor = ds.users[0].items
+    full = PromptBuilder(ds, tok, PromptConfig(max_tokens=10_000)).build(ex.history, ex.domain, [neighbor])
+    builder = PromptBuilder(ds, tok, PromptConfig(max_tokens=full.n_tokens - 20))
+    plain = builder.build(ex.history, ex.domain, [neighbor])
+    candidates = [17, 3, 42, 8]
+    listed = builder.build(ex.history, ex.domain, [neighbor], candidates)
+    assert plain.dropped["history"] + plain.dropped["neighbors"] > 0  # the budget binds ...
+    for section in ("instruction", "neighbors", "history"):  # ... and the list changes none of it
+        assert listed.sections[section] == plain.sections[section]
+    assert listed.kept == plain.kept and listed.dropped == plain.dropped
+    lines = listed.sections["question"].splitlines()
+    assert lines[1:5] == [ds.item_titles[i] for i in sorted(candidates)]
+    assert "Which one of these" in listed.sections["question"] and listed.n_tokens > plain.n_tokens
+    assert listed.n_tokens == len(tok(listed.text, add_special_tokens=False)["input_ids"])
+
+
 def test_prompt_for_user_without_history_or_neighbors(ds, tok):
     p = PromptBuilder(ds, tok).build(np.array([], dtype=np.int64), 0, None)
     assert "nothing yet" in p.sections["history"] and p.sections["neighbors"] == ""

@@ -74,3 +74,21 @@ def test_other_config_refused_and_corrupt_manifest_named(tmp_path):
         Run.check(tmp_path / "r", {"a": 1})
     with Run(tmp_path / "r", {"a": 1}, tmp_path, force=True) as run:
         assert run.manifest["stages"] == []
+
+
+def test_a_run_of_an_older_version_resumes_when_only_new_fields_differ(tmp_path):
+    """A config field added by a later version does not lock an older run
+    out: it resumes, its untouched stages reused, and the manifest records the new field; a
+    changed or removed field is still another config."""
+    old = {"a": 1, "llm": {"rerank": {"weights": [0.5]}}}
+    with Run(tmp_path / "r", old, tmp_path) as run:
+        run.stage("x", {"k": 1}, writer("x", {"v": 1}))
+    new = {"a": 1, "llm": {"rerank": {"weights": [0.5], "list_candidates": False}}}
+    with Run(tmp_path / "r", new, tmp_path) as run:
+        assert run.stage("x", {"k": 1}, writer("x", {"v": 2})) is not None
+        assert json.loads((tmp_path / "r" / "x.json").read_text()) == {"v": 1}  # reused, not rebuilt
+        assert run.manifest["config"] == new
+    with pytest.raises(RunRefused, match="differs in \\['llm'\\]"):
+        Run(tmp_path / "r", {"a": 1, "llm": {"rerank": {"weights": [0.7], "list_candidates": False}}}, tmp_path)
+    with pytest.raises(RunRefused, match="differs in \\['llm'\\]"):
+        Run(tmp_path / "r", {"a": 1, "llm": {"rerank": {"list_candidates": False}}}, tmp_path)

@@ -93,6 +93,9 @@ class RerankConfig:
     calibrate: bool = True
     valid_lines: int = 0  # validation lines scored to choose the weight: 0 = all, else a seeded sample
     batch_lines: int = 4  # prompts whose candidates share one forward pass
+    # LLaRA-style: the prompt's question lists the N candidates' titles (item-id order; outside
+    # the prompt's token budget) and asks which one comes next; False = free recall
+    list_candidates: bool = False
 
     def validate(self) -> None:
         for name in ("candidates", "batch_lines"):

@@ -64,7 +64,8 @@ class PromptBuilder:
     def __init__(self, dataset: Dataset, tokenizer, cfg: PromptConfig | None = None):
         self.dataset, self.tokenizer, self.cfg = dataset, tokenizer, cfg or PromptConfig()
 
-    def _sections(self, history: list[int], neighbors: list[list[int]], domain: int) -> dict[str, str]:
+    def _sections(self, history: list[int], neighbors: list[list[int]], domain: int,
+                  candidates: list[int] | None = None) -> dict[str, str]:
         ds = self.dataset
         a, b = ds.domains
         instruction = (
@@ -80,9 +81,17 @@ class PromptBuilder:
         else:
             history_text = "This user has bought nothing yet."
         question = f"Recommend one new {ds.domains[domain]} item for this user. Answer with its title only."
+        if candidates:  # LLaRA-style: choose from a list (item-id order: the list's order says nothing of a ranking)
+            question = (f"Candidate {ds.domains[domain]} items:\n" + "\n".join(ds.item_titles[i] for i in sorted(candidates))
+                        + f"\n\nWhich one of these {ds.domains[domain]} items will this user choose next? "
+                          "Answer with its title only.")
         return {"instruction": instruction, "neighbors": "\n".join(blocks), "history": history_text, "question": question}
 
-    def build(self, history: np.ndarray, domain: int, neighbors: list[np.ndarray] | None = None) -> Prompt:
+    def build(self, history: np.ndarray, domain: int, neighbors: list[np.ndarray] | None = None,
+              candidates: list[int] | None = None) -> Prompt:
+        """The prompt for a line; with `candidates` the question lists them (the re-ranker's
+        `list_candidates`). The budget applies to the prompt without the list, so the history
+        and neighbours shown are the same with and without it."""
         cfg = self.cfg
         neighbors = neighbors or []
         own = [int(i) for i in np.asarray(history)[len(history) - min(len(history), cfg.max_history) :]]
@@ -109,6 +118,10 @@ class PromptBuilder:
                     f"the minimal prompt (instruction, question, the user's last item) takes {n_tokens} tokens,"
                     f" over the budget of {cfg.max_tokens}: raise max_tokens"
                 )
+        if candidates:
+            sections = self._sections(own, nbrs, domain, candidates)
+            text = chat_text(self.tokenizer, "\n\n".join(v for v in sections.values() if v))
+            n_tokens = _count(self.tokenizer, text)
         tokens = {name: _count(self.tokenizer, sections[name]) if sections[name] else 0 for name in SECTIONS}
         tokens["template"] = n_tokens - sum(tokens.values())  # chat template and separators
         kept = {"history": len(own), "neighbors": sum(map(len, nbrs))}

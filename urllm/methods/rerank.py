@@ -89,7 +89,9 @@ def score_lines(scorer: TitleScorer, neighbours, top, ranker, lines: list[int], 
             ex = ds.splits[split][line]
             nbrs = neighbours.query(split, line, k) if k else []
             items = [int(i) for i in top[line][:n] if i >= 0]
-            prompts.append((scorer.builder.build(ex.history, ex.domain, neighbours.sequences(nbrs)).text, ex.domain, items))
+            listed = items if scorer.cfg.list_candidates else None
+            prompts.append((scorer.builder.build(ex.history, ex.domain, neighbours.sequences(nbrs), listed).text,
+                            ex.domain, items))
             out.lines.append(line)
             out.candidates.append(items)
             out.dual.append(ranker.scores_of(line, items))

@@ -49,6 +49,16 @@ def _writable_folder(run_dir: Path) -> None:
                          f"at most {os.pathconf(parent, 'PC_NAME_MAX')} here)")
 
 
+def _with_new_fields(recorded, config):
+    """`recorded` (a run's config) with the fields it lacks taken from `config`: a field this
+    version added leaves an older run resumable instead of refused as another config (the
+    stages that read the field have new keys, so they rebuild; the others are reused)."""
+    if not isinstance(recorded, dict) or not isinstance(config, dict):
+        return recorded
+    merged = {k: _with_new_fields(recorded[k], v) if k in recorded else v for k, v in config.items()}
+    return merged | {k: v for k, v in recorded.items() if k not in config}
+
+
 def _resumable_manifest(run_dir: Path, config: dict, force: bool) -> dict | None:
     manifest_path = run_dir / "manifest.json"
     if force or not manifest_path.exists():
@@ -59,7 +69,7 @@ def _resumable_manifest(run_dir: Path, config: dict, force: bool) -> dict | None
         raise RunRefused(f"{manifest_path}: unreadable ({err}); pass --force to start this run again") from None
     if not isinstance(old, dict) or not isinstance(old.get("stages"), list):
         raise RunRefused(f"{manifest_path}: not a run manifest; pass --force to start this run again")
-    if old.get("config") != config:
+    if _with_new_fields(old.get("config"), config) != config:
         recorded = old.get("config") if isinstance(old.get("config"), dict) else {}
         changed = sorted(k for k in set(config) | set(recorded) if config.get(k) != recorded.get(k))
         raise RunRefused(f"{run_dir} holds a run with another config (differs in {changed});"
@@ -90,6 +100,7 @@ class Run:
             print(f"[run] took over the lock of a process that is gone ({self.lock.took_over})", flush=True)
         # read again under the lock: another writer may have finished in between
         self.manifest = _resumable_manifest(self.dir, config, force) or new_manifest(config, root)
+        self.manifest["config"] = config  # a resumed older run records the fields this version added
         self.manifest["complete"] = False
         self.timings: list[tuple[str, float, bool]] = []
         try:
