@@ -126,8 +126,9 @@ def with_earlier(report: dict, path: Path) -> dict:
         return report
     earlier = json.loads(path.read_text())
     # a config field added after the earlier invocation, at its default, is the same config
-    same = {**to_dict(RerankConfig()), **earlier.get("config", {})} == report["config"] and earlier.get("valid_lines") == report["valid_lines"] and \
-        earlier["ranks"]["dual_graph"] == report["ranks"]["dual_graph"]
+    same = ({**to_dict(RerankConfig()), **earlier.get("config", {})} == report["config"]
+            and earlier.get("valid_lines") == report["valid_lines"]
+            and earlier["ranks"]["dual_graph"] == report["ranks"]["dual_graph"])
     if not same:
         print(f"{path}: an earlier invocation on other lines or another config; its variants are not kept")
         return report
