@@ -108,3 +108,25 @@ def test_the_closest_variant_is_a_train_py_run_with_the_same_ranks(tmp_path):
     assert ranks != bench["ranks"]["dual_graph"]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["config"]["llm"]["lora"]["negatives"] == 5 and "urllm_rerank" in manifest["metrics"]
+
+
+def test_an_earlier_file_without_a_later_config_field_keeps_its_variants(tmp_path):
+    """A re-ranker field added after an earlier invocation (at its default) is the same config;
+    another value of a field is not, and the earlier variants are then dropped."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from rerank_art_office import with_earlier
+
+    from urllm.llm.config import RerankConfig
+    from urllm.pipeline.config import to_dict
+
+    config = to_dict(RerankConfig())
+    older = {k: v for k, v in config.items() if k != "list_candidates"}
+    earlier = {"config": older, "valid_lines": 4, "command": "old", "ranks": {"dual_graph": [1, 2], "a_calibrated": [1, 1]},
+               "passes": {"a": {"lm": "tuned"}}, "scored": {"a": {}}}
+    path = tmp_path / "rerank_ablations.json"
+    path.write_text(json.dumps(earlier))
+    report = {"command": "new", "config": config, "valid_lines": 4, "ranks": {"dual_graph": [1, 2]}, "passes": {}}
+    merged = with_earlier(json.loads(json.dumps(report)), path)
+    assert set(merged["passes"]) == {"a"} and merged["ranks"]["a_calibrated"] == [1, 1] and merged["commands"]["a"] == "old"
+    other = with_earlier(json.loads(json.dumps(report | {"config": config | {"candidates": 10}})), path)
+    assert other["passes"] == {}
