@@ -1,7 +1,8 @@
-"""Any local HF causal LM by configuration (issue 19): train.py runs every LLM method with a
-tiny random Qwen2 and GPT-2 folder as `llm.base_model` (neither is Llama, so the re-ranker
-and generation take their padded-batch paths), and settings the machine or the model
-cannot honour are refused before anything is written (urllm/llm/checks.py)."""
+"""Any local HF causal LM by configuration (issue 19): with a tiny random Qwen2 and GPT-2
+folder as `llm.base_model`, train.py runs every LLM method and the app's live model
+generates (neither is Llama, so the re-ranker and generation take their padded-batch
+paths); settings the machine or the model cannot honour are refused before anything is
+written (urllm/llm/checks.py)."""
 import json
 import subprocess
 import sys
@@ -59,6 +60,19 @@ def test_train_runs_every_llm_method_on_another_architecture(folders, tmp_path, 
     assert set(adapter["target_modules"]) == set(json.loads(targets) if targets else ["q_proj", "v_proj"])
     rerank, gens = (json.loads((out / f).read_text()) for f in ("rerank.json", "generations.json"))
     assert rerank["lines"] == gens["lines"] and len(rerank["ranks"]) == len(rerank["lines"]) > 0
+    # the app's live model (urllm/app/live.py) loads the run's base model and adapter and generates
+    from urllm.app.live import LiveModel
+    from urllm.app.reader import RunData
+
+    run = RunData.open(arch, tmp_path)
+    live = LiveModel.load(run)
+    line = run.test_lines[gens["lines"][0]]
+    prompt = live.prompt(line, run.neighbours(line, 1))
+    gen = run.config["llm"]["generation"]
+    outputs, _ = live.generate(line, prompt.text, gen["num_beams"], gen["max_new_tokens"])
+    assert type(live.model).__name__ == {"qwen2": "Qwen2ForCausalLM", "gpt2": "GPT2LMHeadModel"}[arch]
+    assert {"free", "constrained", "candidates", "refined", "pipeline"} <= set(outputs)
+    assert all(len(g.ranking) > 0 for g in outputs.values())
 
 
 def test_lora_targets_the_model_lacks_are_refused_before_anything_is_written(folders, tmp_path):
