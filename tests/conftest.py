@@ -54,3 +54,26 @@ def tiny_artifacts(tmp_path_factory) -> Path:
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return artifacts
+
+
+# The LLM tests' shared trio (a module may define its own `ds` instead): a small synthetic
+# dataset, a tokenizer trained on its titles, a tiny random LM over that tokenizer.
+@pytest.fixture(scope="module")
+def ds():
+    from urllm.data import load_dataset
+
+    return load_dataset("synthetic?n_users=60")
+
+
+@pytest.fixture(scope="module")
+def tok(ds):
+    from llm_fixtures import tiny_tokenizer
+
+    return tiny_tokenizer(ds.item_titles + ["You recommend products Similar user bought This user Answer"])
+
+
+@pytest.fixture(scope="module")
+def lm(tok):
+    from llm_fixtures import tiny_lm
+
+    return tiny_lm(tok)

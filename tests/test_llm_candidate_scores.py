@@ -3,24 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.llm_fixtures import tiny_lm, tiny_tokenizer
-from urllm.data import load_dataset
+from tests.llm_fixtures import tiny_lm
 from urllm.llm.candidate_scores import answer_ids, score_many
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return load_dataset("synthetic?n_users=60")
-
-
-@pytest.fixture(scope="module")
-def tok(ds):
-    return tiny_tokenizer(ds.item_titles + ["You recommend products Similar user bought This user Answer"])
-
-
-@pytest.fixture(scope="module")
-def lm(tok):
-    return tiny_lm(tok)
 
 
 def brute_force(lm, prompt: list[int], answer: list[int]) -> float:

@@ -8,28 +8,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.llm_fixtures import tiny_lm, tiny_tokenizer
+from tests.llm_fixtures import tiny_lm
 from urllm.data import load_dataset
 from urllm.llm.beam import beam_search
 from urllm.llm.generate import GenerationConfig, Generator, complete, flag_outputs
 from urllm.llm.prompt import SECTIONS, PromptBuilder, PromptConfig, PromptTooLong
 from urllm.llm.refine import TitleIndex, normalize_title, refine
 from urllm.llm.trie import TitleTrie
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return load_dataset("synthetic?n_users=60")
-
-
-@pytest.fixture(scope="module")
-def tok(ds):
-    return tiny_tokenizer(ds.item_titles + ["You recommend products Similar user bought This user Answer"])
-
-
-@pytest.fixture(scope="module")
-def lm(tok):
-    return tiny_lm(tok)
 
 
 # ---- prompt -------------------------------------------------------------------------

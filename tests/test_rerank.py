@@ -6,27 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.llm_fixtures import tiny_lm, tiny_tokenizer
-from urllm.data import load_dataset
 from urllm.llm.candidate_scores import answer_ids, score_many
 from urllm.llm.config import RerankConfig
 from urllm.llm.prompt import PromptBuilder, PromptConfig
 from urllm.methods.rerank import ScoredLines, TitleScorer, choose_weight, fused_ranking, rankings, score_lines, standardise
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return load_dataset("synthetic?n_users=60")
-
-
-@pytest.fixture(scope="module")
-def tok(ds):
-    return tiny_tokenizer(ds.item_titles + ["You recommend products Similar user bought This user Answer"])
-
-
-@pytest.fixture(scope="module")
-def lm(tok):
-    return tiny_lm(tok)
 
 
 def test_standardise_centres_and_scales_and_keeps_a_constant_at_zero():
