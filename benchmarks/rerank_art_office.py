@@ -14,10 +14,10 @@ calibrated fusion of the top-10 only (`--shorter`), and the LLM's order alone. E
 is on the same 2,000 test lines: HR@1/HR@10/MRR with 95% bootstrap intervals and the paired
 sign-flip test against the dual-graph model (urllm/stats.py), the lines each moved into
 and out of first place, and the best any fusion weight could do, read on the test lines
-(`weight_bound`: a bound on choosing the weight, not a method). Prints the table and the seconds per pass; writes
-<out>/rerank_ablations.json, keeping the variants an earlier invocation measured on the same
-lines with the same re-ranker config (one table for variants measured at different times;
-each keeps its command). Run it on a quiet machine.
+(`weight_bound`: a bound on choosing the weight, not a method). Prints the table and the
+seconds per pass; writes <out>/rerank_ablations.json, keeping the variants an earlier
+invocation measured on the same lines with the same re-ranker config (one table for
+variants measured at different times; each keeps its command). Run it on a quiet machine.
 """
 from __future__ import annotations
 
@@ -56,11 +56,11 @@ RANKING_LORAS = {
     "ranked_mid": ["llm.lora.negatives=5", "llm.train_lines=400", "llm.lora.steps=100"],  # 400 seen once
     "ranked_long": ["llm.lora.negatives=9", "llm.train_lines=1000", "llm.lora.steps=250"],  # 1,000 seen once, 9 negatives
 }
-# name -> (LM, k): "tuned" the run's LoRA (answer loss), a RANKING_LORAS name, "base" no adapter
-VARIANTS = {"tuned_k1": ("tuned", 1), "ranked_k1": ("ranked", 1), "base_k1": ("base", 1), "tuned_k0": ("tuned", 0),
-            "tuned_k3": ("tuned", 3), "ranked_mid_k1": ("ranked_mid", 1), "ranked_long_k1": ("ranked_long", 1),
-            "listed_k1": ("tuned", 1)}
-LISTED = {"listed_k1"}  # the prompt lists the candidates (llm.rerank.list_candidates, LLaRA-style)
+# name -> (LM, k, listed): "tuned" the run's LoRA (answer loss), a RANKING_LORAS name, "base" no
+# adapter; k neighbours in the prompt; listed: the prompt lists the candidates (llm.rerank.list_candidates)
+VARIANTS = {"tuned_k1": ("tuned", 1, False), "ranked_k1": ("ranked", 1, False), "base_k1": ("base", 1, False),
+            "tuned_k0": ("tuned", 0, False), "tuned_k3": ("tuned", 3, False), "ranked_mid_k1": ("ranked_mid", 1, False),
+            "ranked_long_k1": ("ranked_long", 1, False), "listed_k1": ("tuned", 1, True)}
 METRICS = ("HR@1", "HR@10", "MRR")
 
 
@@ -279,12 +279,12 @@ def main() -> int:
             report["ranks"] |= {m: as_json(r) for m, r in fresh.items() if m not in report["ranks"]}
         report.setdefault("rereads", []).append(" ".join(sys.argv))
     for name in [] if args.reread else args.variants:
-        lm, k = VARIANTS[name]
+        lm, k, listed = VARIANTS[name]
         overrides = [f"dataset={args.dataset}", *args.set, *RANKING_LORAS.get(lm, [])]
         model, tok, trained = model_for(lm, ctx, cfg, args.profile, overrides)
         if trained:
             report.setdefault("trained", {})[lm] = trained
-        scorer = TitleScorer(model, tok, ds, ctx.prompts, dataclasses.replace(rc, list_candidates=name in LISTED))
+        scorer = TitleScorer(model, tok, ds, ctx.prompts, dataclasses.replace(rc, list_candidates=listed))
         t0 = time.perf_counter()
         valid = score_lines(scorer, ctx.neighbours, ctx.rankings["valid_top"], valid_ranker, valid_lines, k, "valid",
                             progress=bar(f"{name} valid"))
@@ -294,8 +294,8 @@ def main() -> int:
         t2 = time.perf_counter()
         chosen = read_pass(name, valid, test, ds, rc, test_ranker, args.shorter, ranks)
         report.setdefault("scored", {})[name] = saved(valid, test)  # for offline reads (--reread) without rescoring
-        report["passes"][name] = {"lm": lm, "k": k, "listed": name in LISTED, "valid_s": round(t1 - t0, 1), "test_s": round(t2 - t1, 1),
-                                  "test_lines_per_s": round(len(test_lines) / (t2 - t1), 2), "chosen": chosen}
+        report["passes"][name] = {"lm": lm, "k": k, "listed": listed, "valid_s": round(t1 - t0, 1),
+                                  "test_s": round(t2 - t1, 1), "test_lines_per_s": round(len(test_lines) / (t2 - t1), 2), "chosen": chosen}
         print(f"{name}: valid {t1 - t0:.0f} s, test {t2 - t1:.0f} s ({len(test_lines) / (t2 - t1):.2f} lines/s); "
               f"weights {chosen['calibrated']['weight']:g} (calibrated), {chosen['raw']['weight']:g} (raw)", flush=True)
         del model, scorer

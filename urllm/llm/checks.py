@@ -29,7 +29,7 @@ def check_device(device: str) -> None:
 
 
 def _skeleton(base_model: str):
-    """The base model's module tree on the meta device (no weights), and its class name."""
+    """The base model's module tree on the meta device (no weights)."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     from urllm.llm.base import BaseModelError, causal_lm_config, resolve_base_model, smollm2_gguf_path
@@ -55,7 +55,7 @@ def check_lora_targets(base_model: str, target_modules: list[str]) -> None:
     silently ignored, and no match at all stops the LoRA stage hours into a run."""
     model = _skeleton(base_model)
     leaves = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-              if name and not any(True for _ in module.children())}
+              if name and next(module.children(), None) is None}
     missing = [t for t in target_modules if t not in leaves]
     if missing:
         trainable = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
